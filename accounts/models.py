@@ -1,0 +1,1 @@
+"""Accounts and contacts: tenure, plan, revenue, support tickets, usage."""

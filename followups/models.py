@@ -1,0 +1,1 @@
+"""Follow-up tasks, priority, assignment, SLAs, playbooks, drafts and the queue."""

@@ -1,0 +1,1 @@
+"""The metrics service, the exec dashboard and the metrics API."""

@@ -1,0 +1,3 @@
+from nps_platform.celery import app as celery_app
+
+__all__ = ["celery_app"]

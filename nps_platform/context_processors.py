@@ -1,0 +1,25 @@
+from nps_platform.roles import NAVIGATION, can
+
+
+def shell(request):
+    """The page shell's navigation, filtered by the member's role, and the org switcher."""
+    membership = getattr(request, "membership", None)
+    role = membership.role if membership else None
+    match = getattr(request, "resolver_match", None)
+    namespace = match.namespace if match else ""
+    navigation = [
+        {
+            "area": area,
+            "label": label,
+            "url_name": url_name,
+            "active": namespace == url_name.split(":")[0],
+        }
+        for area, label, url_name in NAVIGATION
+        if role and can(role, area)
+    ]
+    return {
+        "navigation": navigation,
+        "current_organization": getattr(request, "organization", None) if membership else None,
+        "current_membership": membership,
+        "memberships": getattr(request, "memberships", []),
+    }

@@ -1,0 +1,1 @@
+"""Response ingestion, classification, comment themes, the explorer and outbound webhooks."""

@@ -1,0 +1,8 @@
+from django.shortcuts import render
+
+from nps_platform.access import member_required
+
+
+@member_required("responses")
+def explorer(request):
+    return render(request, "responses/explorer.html")

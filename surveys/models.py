@@ -1,0 +1,1 @@
+"""Surveys, cadence programmes per segment, invitations and the send scheduler."""
