@@ -1,0 +1,216 @@
+"""Tenant isolation, route by route.
+
+Every URL pattern and API route has an entry in MATRIX. With org B's member (mallory) or
+org B's API key, every route that names an org A object answers 404 and changes nothing,
+and no page or list shows org A's data. A route added without an entry fails
+`test_it_has_an_entry_for_every_route`.
+"""
+
+from dataclasses import dataclass, field
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django_scopes import scopes_disabled
+
+from nps_platform import services
+from nps_platform.models import ApiKey, Membership, TeammateInvitation
+from tests.factories import TeammateInvitationFactory
+
+
+@dataclass(frozen=True)
+class Entry:
+    """How to probe one route.
+
+    kind:
+      public       – no tenant data behind it (sign-in, health, API schema); anyone may open it.
+      page         – a tenant page without an object in its URL; mallory sees only org B.
+      object       – names an org A object; mallory gets 404, alice (control) does not.
+      api_list     – an API list or singleton; org B's key sees only org B.
+      api_object   – an API route naming an org A object; org B's key gets 404.
+      superuser    – the Django admin; members who are not superusers are sent away.
+    """
+
+    kind: str
+    method: str = "get"
+    kwargs: dict = field(default_factory=dict)  # names of objects in the org A dataset
+    data: dict = field(default_factory=dict)
+    why: str = ""
+
+
+MATRIX: dict[str, Entry] = {
+    # --- the platform ---
+    "home": Entry("page"),
+    "login": Entry("public", why="sign-in form"),
+    "logout": Entry("public", method="post", why="ends one's own session"),
+    "password_reset": Entry("public", why="asks for an email; reveals nothing"),
+    "password_reset_done": Entry("public"),
+    "password_reset_confirm": Entry(
+        "public", kwargs={"uidb64": "literal:MQ", "token": "literal:set-password"}
+    ),
+    "password_reset_complete": Entry("public"),
+    "no_organization": Entry("page"),
+    "organization_switch": Entry(
+        "object", method="post", data={"organization": "org_a_slug"}, why="switch to org A"
+    ),
+    "invitation_accept": Entry(
+        "public",
+        kwargs={"token": "forged_invitation_token"},
+        why="the signed token is the credential (see test_invitations); a forged one shows nothing",
+    ),
+    "healthz": Entry("public"),
+    "settings:organization": Entry("page"),
+    "settings:team": Entry("page"),
+    "settings:member_role": Entry(
+        "object", method="post", kwargs={"membership_id": "bob_membership"}, data={"role": "literal:exec"}
+    ),
+    "settings:member_remove": Entry(
+        "object", method="post", kwargs={"membership_id": "bob_membership"}
+    ),
+    "settings:invitation_revoke": Entry(
+        "object", method="post", kwargs={"invitation_id": "invitation"}
+    ),
+    "settings:api_keys": Entry("page"),
+    "settings:api_key_revoke": Entry("object", method="post", kwargs={"api_key_id": "api_key"}),
+    "api:me": Entry("api_list"),
+    "api:schema": Entry("public", why="the OpenAPI schema holds no tenant data"),
+    "api:docs": Entry("public", why="the API docs page holds no tenant data"),
+    "admin:*": Entry("superuser"),
+    # --- the domain apps ---
+    "followups:queue": Entry("page"),
+    "insights:dashboard": Entry("page"),
+    "responses:explorer": Entry("page"),
+    "accounts:list": Entry("page"),
+    "surveys:list": Entry("page"),
+}
+
+
+def iter_route_names(patterns=None, namespace=""):
+    patterns = get_resolver().url_patterns if patterns is None else patterns
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            ns = pattern.namespace or ""
+            if ns == "admin":
+                yield "admin:*"
+                continue
+            full_ns = ":".join(part for part in (namespace, ns) if part)
+            yield from iter_route_names(pattern.url_patterns, full_ns)
+        elif isinstance(pattern, URLPattern):
+            assert pattern.name, f"Route {pattern.pattern} has no name; name it and add it here."
+            yield f"{namespace}:{pattern.name}" if namespace else pattern.name
+
+
+def test_it_has_an_entry_for_every_route():
+    routes = set(iter_route_names())
+    missing = sorted(routes - MATRIX.keys())
+    stale = sorted(MATRIX.keys() - routes)
+    assert not missing, f"Routes without an isolation entry in tests/test_isolation_matrix.py: {missing}"
+    assert not stale, f"Entries for routes that no longer exist: {stale}"
+
+
+@pytest.fixture
+def org_a_world(org_a, alice, bob, carol, api_key_a):
+    """Org A's objects, with markers that must never show up for org B."""
+    invitation = TeammateInvitationFactory(
+        organization=org_a, email="secret-invitee@a.example", role="exec"
+    )
+    with scopes_disabled():
+        bob_membership = Membership.objects.get(organization=org_a, user=bob)
+    return {
+        "org_a_slug": org_a.slug,
+        "bob_membership": bob_membership.pk,
+        "invitation": invitation.pk,
+        # Org A's real token with its signature altered: all an outsider could make.
+        "forged_invitation_token": services.invitation_token(invitation)[:-4] + "AAAA",
+        "api_key": api_key_a[0].pk,
+        "markers": [
+            org_a.name,
+            "alice@a.example",
+            "bob@a.example",
+            "carol@a.example",
+            "secret-invitee@a.example",
+            api_key_a[0].name,
+            api_key_a[0].prefix,
+        ],
+    }
+
+
+def _resolve(value, world):
+    if isinstance(value, str) and value.startswith("literal:"):
+        return value.removeprefix("literal:")
+    return world[value]
+
+
+def _url(name, entry, world):
+    if name == "admin:*":
+        return reverse("admin:index")
+    return reverse(name, kwargs={k: _resolve(v, world) for k, v in entry.kwargs.items()})
+
+
+def _assert_no_markers(response, world, name):
+    body = response.content.decode(errors="replace")
+    leaked = [marker for marker in world["markers"] if marker in body]
+    assert not leaked, f"{name} shows org A data to org B: {leaked}"
+
+
+def _snapshot(org_a):
+    with scopes_disabled():
+        return (
+            sorted(Membership.objects.filter(organization=org_a).values_list("pk", "role")),
+            sorted(
+                TeammateInvitation.objects.filter(organization=org_a).values_list(
+                    "pk", "revoked_at"
+                )
+            ),
+            sorted(ApiKey.objects.filter(organization=org_a).values_list("pk", "revoked_at")),
+        )
+
+
+@pytest.mark.parametrize("name", sorted(MATRIX))
+def test_it_keeps_org_a_away_from_org_b(name, client, org_a, org_a_world, mallory, api_key_b):
+    entry = MATRIX[name]
+    world = org_a_world
+    url = _url(name, entry, world)
+    data = {k: _resolve(v, world) for k, v in entry.data.items()}
+    before = _snapshot(org_a)
+
+    if entry.kind in {"api_list", "api_object"}:
+        headers = {"Authorization": f"Bearer {api_key_b[1]}"}
+        response = getattr(client, entry.method)(url, headers=headers)
+        if entry.kind == "api_object":
+            assert response.status_code == 404, f"{name}: {response.status_code}"
+        else:
+            assert response.status_code == 200, f"{name}: {response.status_code}"
+        _assert_no_markers(response, world, name)
+    else:
+        client.force_login(mallory)
+        response = getattr(client, entry.method)(url, data)
+        if entry.kind == "object":
+            assert response.status_code == 404, f"{name} answered {response.status_code} to org B"
+        elif entry.kind == "superuser":
+            assert response.status_code == 302
+            assert "/admin/login/" in response.url
+        else:
+            assert response.status_code in {200, 302, 410}, f"{name}: {response.status_code}"
+        _assert_no_markers(response, world, name)
+
+    assert _snapshot(org_a) == before, f"{name} changed org A's data for org B"
+
+
+@pytest.mark.parametrize("name", sorted(n for n, e in MATRIX.items() if e.kind == "object"))
+def test_it_lets_the_owner_use_each_object_route(name, client, org_a_world, alice):
+    """The control for the 404s above: the same URL works for org A's admin."""
+    entry = MATRIX[name]
+    client.force_login(alice)
+    data = {k: _resolve(v, org_a_world) for k, v in entry.data.items()}
+    response = getattr(client, entry.method)(_url(name, entry, org_a_world), data)
+    assert response.status_code in {200, 302}, f"{name}: {response.status_code}"
+
+
+@pytest.mark.parametrize(
+    "name", sorted(n for n, e in MATRIX.items() if e.kind in {"api_list", "api_object"})
+)
+def test_it_lets_the_owners_key_use_each_api_route(name, client, org_a_world, api_key_a):
+    entry = MATRIX[name]
+    headers = {"Authorization": f"Bearer {api_key_a[1]}"}
+    response = getattr(client, entry.method)(_url(name, entry, org_a_world), headers=headers)
+    assert response.status_code in {200, 201, 204}, f"{name}: {response.status_code}"
