@@ -60,7 +60,10 @@ def exception_handler(exc, context):
         if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
             code = "not_authenticated"
             response.status_code = status.HTTP_401_UNAUTHORIZED
-        body = error_body(code, str(getattr(exc, "detail", exc)))
+        message = str(getattr(exc, "detail", exc))
+        if isinstance(exc, exceptions.NotAuthenticated):
+            message = "Send an API key in the header `Authorization: Bearer <key>`."
+        body = error_body(code, message)
     response.data = body
     return response
 

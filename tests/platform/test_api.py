@@ -1,0 +1,97 @@
+import pytest
+import yaml
+from django.urls import reverse
+from django.utils import timezone
+from openapi_spec_validator import validate
+
+from nps_platform import services
+
+pytestmark = pytest.mark.django_db
+
+
+def test_it_returns_the_keys_organization(api, api_key_a):
+    api.key = api_key_a[1]
+    response = api.get(reverse("api:me"))
+    assert response.status_code == 200
+    assert response.json()["organization"] == {
+        "slug": "acme-a",
+        "name": "Acme A",
+        "timezone": "UTC",
+        "currency": "USD",
+    }
+    assert response.json()["api_key"]["prefix"] == api_key_a[0].prefix
+
+
+def test_it_answers_401_json_without_a_key(api, db):
+    response = api.get(reverse("api:me"))
+    assert response.status_code == 401
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["error"] == "not_authenticated"
+    assert "Bearer" in response.json()["message"]
+    assert response["WWW-Authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["Bearer nps_not-a-real-key", "Bearer ", "Bearer something-else", "Token nps_abc"],
+)
+def test_it_answers_401_json_to_a_bad_key(client, api_key_a, header):
+    response = client.get(reverse("api:me"), headers={"Authorization": header})
+    assert response.status_code == 401
+    assert response.json()["error"] == "not_authenticated"
+    assert response.json()["message"]
+
+
+def test_it_answers_401_json_to_a_revoked_key(api, api_key_a, org_a, unscoped):
+    services.api_key_revoke(organization=org_a, api_key=api_key_a[0])
+    api.key = api_key_a[1]
+    response = api.get(reverse("api:me"))
+    assert response.status_code == 401
+    assert response.json() == {
+        "error": "not_authenticated",
+        "message": "The API key is not valid or was revoked.",
+        "fields": {},
+    }
+
+
+def test_it_does_not_accept_a_browser_session_on_the_api(as_alice):
+    assert as_alice.get(reverse("api:me")).status_code == 401
+
+
+def test_it_records_when_a_key_was_last_used(api, api_key_a):
+    key, raw = api_key_a
+    assert key.last_used_at is None
+    api.key = raw
+    api.get(reverse("api:me"))
+    key.refresh_from_db()
+    first_use = key.last_used_at
+    assert first_use is not None and (timezone.now() - first_use).total_seconds() < 60
+    # A second call within the minute does not write again.
+    api.get(reverse("api:me"))
+    key.refresh_from_db()
+    assert key.last_used_at == first_use
+
+
+def test_it_answers_json_404_for_an_unknown_api_path(api, api_key_a):
+    api.key = api_key_a[1]
+    response = api.get("/api/v1/no-such-thing")
+    assert response.status_code == 404
+    assert response.json()["error"] == "not_found"
+
+
+def test_it_publishes_a_valid_openapi_3_schema(client, db):
+    response = client.get(reverse("api:schema"))
+    assert response.status_code == 200
+    schema = yaml.safe_load(response.content)
+    assert schema["openapi"].startswith("3.")
+    validate(schema)
+    assert "/api/v1/me" in schema["paths"]
+    assert schema["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"
+
+
+def test_it_serves_the_api_docs_page_without_a_cdn(client, db):
+    response = client.get(reverse("api:docs"))
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "swagger-ui" in body
+    assert "cdn.jsdelivr" not in body and "unpkg.com" not in body
