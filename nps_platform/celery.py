@@ -28,6 +28,9 @@ class TenantTask(DjangoTask):
     acks_late = True
 
     def __call__(self, organization_id, *args, **kwargs):
+        if not organization_id:
+            # django-scopes treats a None value as "no filter": refuse instead of leaking.
+            raise ValueError(f"{self.name} needs an organization_id, got {organization_id!r}")
         with scope(organization=organization_id):
             return super().__call__(organization_id, *args, **kwargs)
 
