@@ -73,3 +73,14 @@ def test_it_enters_the_keys_tenant_for_api_calls(client, org_a, org_b, api_key_a
     make_api_key(org_b, name="Only in B")
     response = client.get(reverse("api:me"), headers={"Authorization": f"Bearer {api_key_a[1]}"})
     assert response.json()["organization"]["slug"] == "acme-a"
+
+
+def test_it_refuses_a_tenant_task_without_an_organization():
+    from nps_platform.celery import tenant_task
+
+    @tenant_task(name="tests.tenant_probe")
+    def probe(organization_id):
+        return list(ApiKey.objects.all())
+
+    with pytest.raises(ValueError, match="needs an organization_id"):
+        probe(None)
