@@ -61,7 +61,10 @@ MATRIX: dict[str, Entry] = {
     "settings:organization": Entry("page"),
     "settings:team": Entry("page"),
     "settings:member_role": Entry(
-        "object", method="post", kwargs={"membership_id": "bob_membership"}, data={"role": "literal:exec"}
+        "object",
+        method="post",
+        kwargs={"membership_id": "bob_membership"},
+        data={"role": "literal:exec"},
     ),
     "settings:member_remove": Entry(
         "object", method="post", kwargs={"membership_id": "bob_membership"}
@@ -103,7 +106,7 @@ def test_it_has_an_entry_for_every_route():
     routes = set(iter_route_names())
     missing = sorted(routes - MATRIX.keys())
     stale = sorted(MATRIX.keys() - routes)
-    assert not missing, f"Routes without an isolation entry in tests/test_isolation_matrix.py: {missing}"
+    assert not missing, f"Routes without an entry in the isolation MATRIX: {missing}"
     assert not stale, f"Entries for routes that no longer exist: {stale}"
 
 

@@ -77,13 +77,17 @@ def test_it_runs_a_task_enqueued_on_commit_in_its_tenants_scope(redis_worker, or
 @pytest.mark.django_db(transaction=True)
 def test_it_enqueues_nothing_when_the_transaction_rolls_back(redis_worker, org_a):
     rolled_back, committed = uuid.uuid4().hex, uuid.uuid4().hex
-    with pytest.raises(RuntimeError), transaction.atomic():
-        record_visible_api_keys.delay_on_commit(org_a.id, rolled_back)
-        raise RuntimeError("roll back")
+
+    def enqueue_then_fail():
+        with transaction.atomic():
+            record_visible_api_keys.delay_on_commit(org_a.id, rolled_back)
+            raise RuntimeError("roll back")
+
+    with pytest.raises(RuntimeError):
+        enqueue_then_fail()
     with transaction.atomic():
         record_visible_api_keys.delay_on_commit(org_a.id, committed)
     # One solo worker takes its queue in order: once the later task ran, the earlier one
     # would have run too, had it been sent.
     assert wait_for(f"probe:{committed}") is not None
     assert cache.get(f"probe:{rolled_back}") is None
-

@@ -115,8 +115,6 @@ def test_it_purges_expired_invitations(org_a, settings):
 
     assert purge_expired_teammate_invitations.delay().get() == 1
     with scopes_disabled():
-        remaining = set(
-            services.TeammateInvitation.objects.values_list("pk", flat=True)
-        )
+        remaining = set(services.TeammateInvitation.objects.values_list("pk", flat=True))
     assert remaining == {fresh.pk}
     assert old.pk not in remaining
