@@ -2,6 +2,14 @@
 
 Playwright's own browser download is not used: the tests launch /usr/bin/chromium. Without
 it they are skipped on a laptop and fail under CI, where a missing browser is a broken image.
+
+Playwright's sync API keeps an event loop running in the test's thread for as long as it is
+started, and Django refuses ORM calls from a thread with a running loop unless
+DJANGO_ALLOW_ASYNC_UNSAFE is set. That variable is set only while the browser session is
+alive, not for the whole pytest run: a process-wide setting would leak into every later test
+and its subprocesses (`manage.py check --deploy` in tests/platform/test_deploy_check.py
+fails with async.E001 when it inherits it). For the same reason the browser tests run last,
+so the session-long Playwright loop never overlaps the other tests.
 """
 
 import os
@@ -9,10 +17,7 @@ from pathlib import Path
 
 import pytest
 
-# Playwright's sync API runs an event loop in the test's thread; Django refuses ORM calls
-# from a thread with a running loop unless told this is deliberate.
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-
+ASYNC_UNSAFE = "DJANGO_ALLOW_ASYNC_UNSAFE"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -27,11 +32,19 @@ CHROMIUM_ARGS = [
 HERE = Path(__file__).resolve().parent
 
 
+def _is_browser_test(item) -> bool:
+    return HERE in Path(str(item.path)).resolve().parents
+
+
 def pytest_collection_modifyitems(config, items):
-    """Every test in tests/browser is a browser test, whatever its module says."""
-    for item in items:
-        if HERE in Path(str(item.path)).resolve().parents:
-            item.add_marker(pytest.mark.browser)
+    """Mark every test in tests/browser as `browser` and move those tests to the end of the
+    run (keeping their order and the order of the others)."""
+    browser_items = [item for item in items if _is_browser_test(item)]
+    for item in browser_items:
+        item.add_marker(pytest.mark.browser)
+    if browser_items:
+        others = [item for item in items if not _is_browser_test(item)]
+        items[:] = others + browser_items
 
 
 @pytest.fixture(scope="session")
@@ -46,14 +59,22 @@ def chromium_browser():
 
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
+    previous = os.environ.get(ASYNC_UNSAFE)
+    os.environ[ASYNC_UNSAFE] = "true"
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(
+                executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+            )
+            try:
+                yield browser
+            finally:
+                browser.close()
+    finally:
+        if previous is None:
+            os.environ.pop(ASYNC_UNSAFE, None)
+        else:
+            os.environ[ASYNC_UNSAFE] = previous
 
 
 @pytest.fixture
