@@ -5,7 +5,7 @@ turn its finding into DRF's answer: 401 JSON for a missing, unknown or revoked k
 """
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from rest_framework import authentication, exceptions, permissions
+from rest_framework import authentication, exceptions, permissions, throttling
 
 
 class ApiClient:
@@ -51,3 +51,15 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema):
         return {"type": "http", "scheme": "bearer", "description": "An organization API key."}
+
+
+class ApiKeyRateThrottle(throttling.SimpleRateThrottle):
+    """Requests per key, counted in the cache (Redis in production): one runaway integration
+    cannot starve the others. The rate is settings.API_RATE_LIMIT."""
+
+    scope = "api_key"
+
+    def get_cache_key(self, request, view):
+        if not isinstance(request.user, ApiClient):
+            return None
+        return self.cache_format % {"scope": self.scope, "ident": request.user.api_key.pk}

@@ -42,6 +42,8 @@ MATRIX: dict[str, Entry] = {
     "home": Entry("page"),
     "login": Entry("public", why="sign-in form"),
     "logout": Entry("public", method="post", why="ends one's own session"),
+    "password_change": Entry("page", why="one's own password"),
+    "password_change_done": Entry("page"),
     "password_reset": Entry("public", why="asks for an email; reveals nothing"),
     "password_reset_done": Entry("public"),
     "password_reset_confirm": Entry(

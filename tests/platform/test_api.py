@@ -97,3 +97,18 @@ def test_it_serves_the_api_docs_page_without_a_cdn(client, db):
     assert "swagger-ui" in body
     assert "cdn.jsdelivr" not in body
     assert "unpkg.com" not in body
+
+
+def test_it_throttles_a_runaway_key_with_a_json_429(api, api_key_a, monkeypatch):
+    from django.core.cache import cache
+
+    from nps_platform.api_auth import ApiKeyRateThrottle
+
+    monkeypatch.setattr(ApiKeyRateThrottle, "rate", "3/min", raising=False)
+    cache.delete(f"throttle_api_key_{api_key_a[0].pk}")
+    api.key = api_key_a[1]
+    statuses = [api.get(reverse("api:me")).status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    response = api.get(reverse("api:me"))
+    assert response.json()["error"] == "throttled"
+    assert int(response["Retry-After"]) > 0

@@ -45,6 +45,7 @@ def test_it_locks_out_after_repeated_failures_then_cools_off(client, bob, settin
     locked = sign_in(client, "bob@a.example", PASSWORD)
     assert locked.status_code == 429
     assert "Too many failed sign-ins" in locked.content.decode()
+    assert "Try again in 15 minutes" in locked.content.decode()
     assert "_auth_user_id" not in client.session
 
     # The cool-off passes: the failures are older than AXES_COOLOFF_TIME.
@@ -98,3 +99,28 @@ def test_it_sends_a_signed_in_person_without_a_seat_to_the_no_organization_page(
     response = client.get(reverse("home"))
     assert response.url == reverse("no_organization")
     assert "not in an organization" in client.get(response.url).content.decode()
+
+
+def test_it_changes_ones_own_password(as_alice):
+    response = as_alice.post(
+        reverse("password_change"),
+        {
+            "old_password": PASSWORD,
+            "new_password1": "another-long-passphrase",
+            "new_password2": "another-long-passphrase",
+        },
+    )
+    assert response.status_code == 302
+    as_alice.logout()
+    assert sign_in(as_alice, "alice@a.example", "another-long-passphrase").status_code == 302
+
+
+def test_it_counts_failures_per_account_whatever_the_case_of_the_email(client, bob, settings):
+    settings.AXES_FAILURE_LIMIT = 3
+    for email in ["bob@a.example", "BOB@a.example", "Bob@A.example"]:
+        client.post(
+            reverse("login"),
+            {"username": email, "password": "wrong"},
+            REMOTE_ADDR=f"10.0.0.{len(email) + email.count('B')}",
+        )
+    assert sign_in(client, "bob@a.example", PASSWORD).status_code == 429

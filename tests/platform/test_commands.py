@@ -1,0 +1,88 @@
+import re
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.urls import reverse
+from django_scopes import scopes_disabled
+
+from nps_platform.models import Membership, Organization, Role
+
+pytestmark = pytest.mark.django_db
+
+
+def run(*args):
+    out, err = StringIO(), StringIO()
+    call_command(*args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+def test_it_seeds_the_demo_and_its_printed_logins_reach_the_shell(client):
+    out, _ = run("seed_demo", "--if-empty")
+    logins = re.findall(r"(\S+@acme\.test)\s+password: (\S+)", out)
+    assert len(logins) == 3
+    for email, password in logins:
+        client.logout()
+        response = client.post(reverse("login"), {"username": email, "password": password})
+        assert response.status_code == 302, email
+        page = client.get(reverse("home"), follow=True).content.decode()
+        assert 'class="mainnav"' in page
+        assert "Acme Analytics" in page
+
+
+def test_it_seeds_the_demo_only_once(db):
+    run("seed_demo", "--if-empty")
+    out, _ = run("seed_demo", "--if-empty")
+    assert "not re-seeded" in out
+    assert "admin@acme.test" in out
+    assert Organization.objects.filter(slug="acme").count() == 1
+
+
+def test_it_creates_an_organization_with_its_first_admin(client):
+    run(
+        "create_org",
+        "globex",
+        "--name",
+        "Globex",
+        "--admin-email",
+        "Boss@Globex.example",
+        "--admin-password",
+        "a-long-and-unusual-pass",
+    )
+    organization = Organization.objects.get(slug="globex")
+    with scopes_disabled():
+        membership = Membership.objects.get(organization=organization)
+    assert membership.role == Role.ADMIN
+    assert membership.user.email == "boss@globex.example"
+    response = client.post(
+        reverse("login"),
+        {"username": "boss@globex.example", "password": "a-long-and-unusual-pass"},
+    )
+    assert response.status_code == 302
+
+
+def test_it_refuses_a_taken_slug(org_a):
+    with pytest.raises(CommandError, match="taken"):
+        run(
+            "create_org",
+            org_a.slug,
+            "--name",
+            "Again",
+            "--admin-email",
+            "x@example.com",
+            "--admin-password",
+            "pw-pw-pw-pw",
+        )
+
+
+def test_it_prints_a_working_api_key_as_the_last_line(client, org_a):
+    out, _ = run("create_api_key", org_a.slug, "--name", "CLI")
+    raw_key = out.strip().splitlines()[-1]
+    response = client.get(reverse("api:me"), headers={"Authorization": f"Bearer {raw_key}"})
+    assert response.status_code == 200
+    assert response.json()["organization"]["slug"] == org_a.slug
+
+
+def test_it_explains_an_unknown_organization_slug(db):
+    with pytest.raises(CommandError, match="No organization has the slug"):
+        run("create_api_key", "nope")
