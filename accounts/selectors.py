@@ -1,0 +1,150 @@
+"""Reads for accounts, shared by pages, the API and later apps (drafts, cadence, dashboards).
+`get_<thing>_for(organization, id)` answers 404 for another tenant's row."""
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from django.db.models import Avg, QuerySet
+from django.shortcuts import get_object_or_404
+from django.utils.timezone import now
+
+from accounts import segments
+from accounts.models import (
+    OPEN_TICKET_STATUSES,
+    Account,
+    Contact,
+    ImportJob,
+    Segment,
+    SupportTicket,
+    UsageSnapshot,
+)
+from nps_platform.models import Organization
+
+
+def accounts_of(organization: Organization) -> QuerySet[Account]:
+    return Account.objects.filter(organization=organization).select_related("owner")
+
+
+def contacts_of(organization: Organization) -> QuerySet[Contact]:
+    return Contact.objects.filter(organization=organization).select_related("account")
+
+
+def tickets_of(organization: Organization) -> QuerySet[SupportTicket]:
+    return SupportTicket.objects.filter(organization=organization).select_related(
+        "account", "contact"
+    )
+
+
+def usage_of(organization: Organization) -> QuerySet[UsageSnapshot]:
+    return UsageSnapshot.objects.filter(organization=organization).select_related("account")
+
+
+def segments_of(organization: Organization) -> QuerySet[Segment]:
+    return Segment.objects.filter(organization=organization)
+
+
+def imports_of(organization: Organization) -> QuerySet[ImportJob]:
+    return ImportJob.objects.filter(organization=organization).select_related("created_by")
+
+
+def accounts_matching(organization: Organization, rules: dict) -> QuerySet[Account]:
+    """Accounts a segment rule selects, as one query."""
+    return accounts_of(organization).filter(segments.accounts_q(rules))
+
+
+def contacts_matching(organization: Organization, rules: dict) -> QuerySet[Contact]:
+    return contacts_of(organization).filter(segments.contacts_q(rules))
+
+
+def accounts_in_segment(organization: Organization, segment: Segment) -> QuerySet[Account]:
+    return accounts_matching(organization, segment.rules)
+
+
+def contacts_in_segment(organization: Organization, segment: Segment) -> QuerySet[Contact]:
+    return contacts_matching(organization, segment.rules)
+
+
+def segment_counts(organization: Organization, rules: dict) -> dict[str, int]:
+    return {
+        "accounts": accounts_matching(organization, rules).count(),
+        "contacts": contacts_matching(organization, rules).count(),
+    }
+
+
+def get_account_for(organization: Organization, account_id: int) -> Account:
+    return get_object_or_404(accounts_of(organization), pk=account_id)
+
+
+def get_contact_for(organization: Organization, contact_id: int) -> Contact:
+    return get_object_or_404(contacts_of(organization), pk=contact_id)
+
+
+def get_ticket_for(organization: Organization, ticket_id: int) -> SupportTicket:
+    return get_object_or_404(tickets_of(organization), pk=ticket_id)
+
+
+def get_usage_for(organization: Organization, usage_id: int) -> UsageSnapshot:
+    return get_object_or_404(usage_of(organization), pk=usage_id)
+
+
+def get_segment_for(organization: Organization, segment_id: int) -> Segment:
+    return get_object_or_404(segments_of(organization), pk=segment_id)
+
+
+def get_import_for(organization: Organization, import_id: int) -> ImportJob:
+    return get_object_or_404(imports_of(organization), pk=import_id)
+
+
+# --- Account context ------------------------------------------------------------------------
+
+
+@dataclass
+class UsageTrend:
+    direction: str  # "rising" | "falling" | "flat" | "unknown"
+    change_percent: float | None
+    recent_average: float | None
+    previous_average: float | None
+
+
+@dataclass
+class AccountContext:
+    """What a CS manager (and a draft) should know about an account at a glance."""
+
+    account: Account
+    tenure_days: int | None
+    renewal_in_days: int | None
+    open_tickets: int
+    recent_tickets: list[SupportTicket] = field(default_factory=list)
+    usage_trend: UsageTrend | None = None
+
+
+def usage_trend(organization: Organization, account: Account, *, today: date | None = None):
+    """Average active users over the last 30 days against the 30 days before: a change of
+    more than 10% either way is rising or falling."""
+    today = today or now().date()
+    recent_start, previous_start = today - timedelta(days=30), today - timedelta(days=60)
+    rows = UsageSnapshot.objects.filter(organization=organization, account=account)
+    recent = rows.filter(date__gt=recent_start, date__lte=today).aggregate(a=Avg("active_users"))[
+        "a"
+    ]
+    previous = rows.filter(date__gt=previous_start, date__lte=recent_start).aggregate(
+        a=Avg("active_users")
+    )["a"]
+    if recent is None or not previous:
+        return UsageTrend("unknown", None, recent, previous)
+    change = (recent - previous) / previous * 100
+    direction = "rising" if change > 10 else "falling" if change < -10 else "flat"
+    return UsageTrend(direction, round(change, 1), round(recent, 1), round(previous, 1))
+
+
+def account_context(organization: Organization, account: Account) -> AccountContext:
+    today = now().date()
+    tickets = SupportTicket.objects.filter(organization=organization, account=account)
+    return AccountContext(
+        account=account,
+        tenure_days=account.tenure_days(today),
+        renewal_in_days=(account.renewal_date - today).days if account.renewal_date else None,
+        open_tickets=tickets.filter(status__in=OPEN_TICKET_STATUSES).count(),
+        recent_tickets=list(tickets.select_related("contact").order_by("-opened_at")[:5]),
+        usage_trend=usage_trend(organization, account, today=today),
+    )
