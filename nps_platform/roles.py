@@ -12,6 +12,9 @@ AREAS: dict[str, frozenset[str]] = {
     "dashboard": frozenset({Role.ADMIN, Role.CS_MANAGER, Role.EXEC}),
     "responses": frozenset({Role.ADMIN, Role.CS_MANAGER, Role.EXEC}),
     "accounts": frozenset({Role.ADMIN, Role.CS_MANAGER}),
+    # Defining segments and importing data change what everyone sees: admins only.
+    "segments": frozenset({Role.ADMIN}),
+    "imports": frozenset({Role.ADMIN}),
     "surveys": frozenset({Role.ADMIN}),
     "settings": frozenset({Role.ADMIN}),
 }

@@ -13,6 +13,7 @@ api_patterns = (
         path("me", api.MeApi.as_view(), name="me"),
         path("schema/", SpectacularAPIView.as_view(), name="schema"),
         path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+        path("", include("accounts.api_urls")),
     ],
     "api",
 )
