@@ -86,3 +86,22 @@ def test_it_prints_a_working_api_key_as_the_last_line(client, org_a):
 def test_it_explains_an_unknown_organization_slug(db):
     with pytest.raises(CommandError, match="No organization has the slug"):
         run("create_api_key", "nope")
+
+
+def test_it_seeds_a_living_customer_base(db):
+    from django_scopes import scope
+
+    from accounts.models import Account, Contact, SupportTicket, UsageSnapshot
+
+    run("seed_demo")
+    organization = Organization.objects.get(slug="acme")
+    with scope(organization=organization):
+        arr = sorted(Account.objects.exclude(arr=None).values_list("arr", flat=True))
+        assert Account.objects.count() == 300
+        assert 1000 <= Contact.objects.count() <= 1500
+        assert SupportTicket.objects.filter(status="open").exists()
+        assert UsageSnapshot.objects.count() > 5000
+        # A few heavy hitters: the top 5% of accounts hold well over a fifth of the ARR.
+        top = sum(arr[-15:])
+        assert top > sum(arr) / 5
+        assert Account.objects.exclude(owner=None).count() > 150
