@@ -45,8 +45,8 @@ COPY static ./static
 # running containers must be given their own. settings.py creates var/ on import; the app
 # user owns it (the default SQLite database lives there when DATABASE_URL is unset).
 RUN DEBUG=0 SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput \
-    && mkdir -p /app/var \
-    && chown app:app /app/var
+    && mkdir -p /app/var/media \
+    && chown -R app:app /app/var
 
 USER app
 
