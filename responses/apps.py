@@ -3,3 +3,12 @@ from django.apps import AppConfig
 
 class ResponsesConfig(AppConfig):
     name = "responses"
+
+    def ready(self):
+        from responses import events, tasks
+
+        def analyze_on_record(sender, organization_id, created_ids, updated_ids, **kwargs):
+            # The event is sent on commit: enqueue only, the worker does the work.
+            tasks.analyze_responses.delay(organization_id, [*created_ids, *updated_ids])
+
+        events.response_recorded.connect(analyze_on_record, dispatch_uid="responses.analyze")

@@ -1,0 +1,155 @@
+"""Comment analysis: sentiment (VADER, a lexicon-based model) and themes from a keyword
+taxonomy that admins extend per organization. Deterministic: the same comment and taxonomy
+always give the same result, and re-running changes nothing (a hash of both is kept)."""
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from django.db import transaction
+from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+from responses.models import Response, ResponseTheme, Theme
+
+# slug: (name, keywords and phrases). A keyword matches at word starts, so "price" also
+# matches "prices" and "pricey"; a phrase matches as written.
+DEFAULT_THEMES: dict[str, tuple[str, list[str]]] = {
+    "pricing": (
+        "Pricing",
+        ["price", "pricing", "expensive", "cost", "costly", "overpriced", "cheaper", "afford",
+         "too much money", "value for money", "per seat", "discount", "licen"],
+    ),
+    "support": (
+        "Support",
+        ["support", "customer service", "help desk", "helpdesk", "response time", "ticket",
+         "agent", "answered", "no one replied", "never replied", "got back to me", "csm",
+         "account manager"],
+    ),
+    "bugs": (
+        "Bugs & reliability",
+        ["bug", "crash", "broken", "error", "glitch", "outage", "downtime", "unreliable",
+         "doesn't work", "does not work", "not working", "fails", "failed", "data loss",
+         "lost data"],
+    ),
+    "usability": (
+        "Usability",
+        ["confusing", "intuitive", "easy to use", "hard to use", "difficult to use", "clunky",
+         "user friendly", "user-friendly", "interface", "ui", "ux", "navigation", "too many clicks",
+         "complicated", "learning curve"],
+    ),
+    "onboarding": (
+        "Onboarding",
+        ["onboarding", "setup", "set up", "getting started", "implementation", "training",
+         "migration", "documentation", "docs", "tutorial", "first week"],
+    ),
+    "missing_features": (
+        "Missing features",
+        ["missing", "feature request", "wish", "would love", "lack", "lacks", "no way to",
+         "can't export", "cannot export", "integration", "integrate", "roadmap", "please add",
+         "need a", "needs a", "api"],
+    ),
+    "performance": (
+        "Performance",
+        ["slow", "sluggish", "lag", "laggy", "load time", "loading", "takes forever", "timeout",
+         "times out", "performance", "speed", "fast", "faster", "snappy"],
+    ),
+    "billing": (
+        "Billing",
+        ["billing", "invoice", "charged", "charge", "refund", "payment", "credit card", "receipt",
+         "subscription", "renewal", "overcharged", "billed"],
+    ),
+    "praise": (
+        "Praise",
+        ["love", "great", "amazing", "awesome", "excellent", "fantastic", "best", "recommend",
+         "game changer", "game-changer", "delight", "happy with", "thank", "brilliant", "superb"],
+    ),
+}  # fmt: skip
+
+ANALYSIS_VERSION = "1"
+
+
+@lru_cache(maxsize=1)
+def _analyzer() -> SentimentIntensityAnalyzer:
+    return SentimentIntensityAnalyzer()
+
+
+@dataclass(frozen=True)
+class Taxonomy:
+    themes: tuple[tuple[str, str, tuple[str, ...]], ...]  # (slug, name, keywords)
+
+    @property
+    def fingerprint(self) -> str:
+        return hashlib.sha256(json.dumps(self.themes).encode()).hexdigest()[:16]
+
+    def names(self) -> dict[str, str]:
+        return {slug: name for slug, name, _ in self.themes}
+
+
+def taxonomy_for(organization) -> Taxonomy:
+    """The default themes, with the organization's keywords and themes added."""
+    merged = {slug: [name, list(words)] for slug, (name, words) in DEFAULT_THEMES.items()}
+    for theme in Theme.objects.filter(organization=organization).order_by("slug"):
+        entry = merged.setdefault(theme.slug, [theme.name, []])
+        entry[0] = theme.name or entry[0]
+        entry[1] = sorted({*entry[1], *(k.lower().strip() for k in theme.keywords if k.strip())})
+    return Taxonomy(
+        tuple((slug, name, tuple(words)) for slug, (name, words) in sorted(merged.items()))
+    )
+
+
+@lru_cache(maxsize=256)
+def _pattern(keywords: tuple[str, ...]) -> re.Pattern:
+    parts = []
+    for keyword in sorted(keywords, key=len, reverse=True):
+        escaped = re.escape(keyword.lower()).replace(r"\ ", r"\s+")
+        # Short words must match whole ("ui", "api"); longer ones match word starts.
+        parts.append(rf"\b{escaped}\b" if len(keyword) <= 3 else rf"\b{escaped}")
+    return re.compile("|".join(parts))
+
+
+def themes_of(comment: str, taxonomy: Taxonomy) -> list[str]:
+    text = comment.lower().replace("’", "'")
+    return [slug for slug, _, words in taxonomy.themes if words and _pattern(words).search(text)]
+
+
+def sentiment_of(comment: str) -> float | None:
+    if not comment.strip():
+        return None
+    return round(_analyzer().polarity_scores(comment)["compound"], 4)
+
+
+def analysis_hash(comment: str, taxonomy: Taxonomy) -> str:
+    raw = f"{ANALYSIS_VERSION}|{taxonomy.fingerprint}|{comment}"
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def responses_analyze(*, organization, response_ids: list[int]) -> int:
+    """Analyses the responses whose comment or taxonomy changed since their last analysis.
+    Returns how many were (re)analysed."""
+    taxonomy = taxonomy_for(organization)
+    changed = []
+    for response in Response.objects.filter(organization=organization, pk__in=response_ids).only(
+        "id", "comment", "analyzed_hash", "themes", "sentiment"
+    ):
+        digest = analysis_hash(response.comment, taxonomy)
+        if digest == response.analyzed_hash:
+            continue
+        response.sentiment = sentiment_of(response.comment)
+        response.themes = themes_of(response.comment, taxonomy)
+        response.analyzed_hash = digest
+        changed.append(response)
+    if not changed:
+        return 0
+    with transaction.atomic():
+        Response.objects.bulk_update(changed, ["sentiment", "themes", "analyzed_hash"])
+        ResponseTheme.objects.filter(
+            organization=organization, response_id__in=[r.pk for r in changed]
+        ).delete()
+        ResponseTheme.objects.bulk_create(
+            ResponseTheme(organization=organization, response_id=r.pk, theme=slug)
+            for r in changed
+            for slug in r.themes
+        )
+    return len(changed)

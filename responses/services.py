@@ -1,0 +1,465 @@
+"""Writes for responses. `responses_record` is the only way a response is created or
+updated: the API, the public survey page, CSV imports and the Delighted-compatible API all
+call it (one item or up to 1,000)."""
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils.timezone import now
+
+from accounts import cleaning
+from accounts import services as account_services
+from accounts.models import Account, Contact
+from nps_platform.models import Organization
+from responses import events
+from responses.classification import classify
+from responses.models import Channel, Response
+
+MAX_BATCH = 1000
+MAX_COMMENT = 10_000
+ITEM_FIELDS = {
+    "score",
+    "comment",
+    "email",
+    "contact_external_id",
+    "contact_id",
+    "contact_name",
+    "account_external_id",
+    "account_name",
+    "submitted_at",
+    "external_id",
+    "properties",
+    "tags",
+    "survey_id",
+    "invitation_id",
+}
+
+
+@dataclass
+class ItemResult:
+    index: int
+    status: str  # "created" | "updated" | "error"
+    response: Response | None = None
+    errors: dict[str, list[str]] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        data = {"index": self.index, "status": self.status}
+        if self.response is not None:
+            data["id"] = self.response.pk
+        if self.errors:
+            data["errors"] = self.errors
+        return data
+
+
+@dataclass
+class RecordReport:
+    results: list[ItemResult]
+
+    def count(self, status: str) -> int:
+        return sum(1 for r in self.results if r.status == status)
+
+    def as_dict(self) -> dict:
+        return {
+            "created": self.count("created"),
+            "updated": self.count("updated"),
+            "errors": self.count("error"),
+            "results": [r.as_dict() for r in self.results],
+        }
+
+
+def _score(value) -> int:
+    if isinstance(value, bool):
+        raise ValueError("must be a whole number from 0 to 10.")
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if not isinstance(value, int):
+        raise ValueError(f"must be a whole number from 0 to 10, not {value!r}.")
+    if not 0 <= value <= 10:
+        raise ValueError(f"must be from 0 to 10, not {value}.")
+    return value
+
+
+def _tags(value) -> list[str]:
+    if isinstance(value, str):
+        value = value.split(",")
+    if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
+        raise ValueError("must be a list of text tags.")
+    tags = sorted({t.strip().lower()[:50] for t in value if t.strip()})
+    if len(tags) > 20:
+        raise ValueError("takes at most 20 tags.")
+    return tags
+
+
+def _id(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError("must be an id.")
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError("must be an id.") from None
+
+
+CLEANERS = {
+    "score": _score,
+    "comment": lambda v: cleaning.text(MAX_COMMENT)(v) if not cleaning.is_blank(v) else "",
+    "email": cleaning.email,
+    "contact_external_id": cleaning.text(200),
+    "contact_id": _id,
+    "contact_name": cleaning.text(200),
+    "account_external_id": cleaning.text(200),
+    "account_name": cleaning.text(300),
+    "submitted_at": cleaning.a_datetime,
+    "external_id": cleaning.text(200),
+    "properties": cleaning.json_object,
+    "tags": _tags,
+    "survey_id": _id,
+    "invitation_id": _id,
+}
+
+
+def clean_item(item) -> tuple[dict, dict]:
+    """(cleaned fields, errors by field) for one raw response."""
+    if not isinstance(item, dict):
+        return {}, {"non_field_errors": ["Each response must be an object."]}
+    data, errors = {}, {}
+    for name, value in item.items():
+        if name not in CLEANERS:
+            errors[name] = [f"Unknown field. Known fields: {', '.join(sorted(ITEM_FIELDS))}."]
+            continue
+        if cleaning.is_blank(value) and name != "score":
+            continue
+        try:
+            data[name] = CLEANERS[name](value)
+        except ValueError as exc:
+            errors[name] = [f"{name} {exc}"]
+    if "score" not in item or item.get("score") in (None, ""):
+        errors["score"] = ["score is required: a whole number from 0 to 10."]
+    if not errors and not (
+        data.get("email") or data.get("contact_external_id") or data.get("contact_id")
+    ):
+        errors["email"] = ["Identify the person with email or contact_external_id."]
+    if "submitted_at" in data and data["submitted_at"] > now():
+        errors["submitted_at"] = ["submitted_at is in the future."]
+    return data, errors
+
+
+def _contact_key(data: dict):
+    if data.get("contact_id"):
+        return ("id", data["contact_id"])
+    if data.get("contact_external_id"):
+        return ("external_id", data["contact_external_id"])
+    return ("email", data["email"])
+
+
+def _find_contacts(organization, rows: list[dict]) -> dict:
+    ids = {d["contact_id"] for d in rows if d.get("contact_id")}
+    externals = {d["contact_external_id"] for d in rows if d.get("contact_external_id")}
+    emails = {d["email"] for d in rows if d.get("email")}
+    found = {}
+    query = Q(pk__in=ids) | Q(external_id__in=externals) | Q(email__in=emails)
+    for contact in Contact.objects.filter(query, organization=organization):
+        found[("id", contact.pk)] = contact
+        if contact.external_id:
+            found[("external_id", contact.external_id)] = contact
+        if contact.email:
+            found[("email", contact.email)] = contact
+    return found
+
+
+def _create_missing_contacts(organization, rows: list[tuple[int, dict]]) -> dict[int, list]:
+    """Creates the accounts and contacts the batch names but we do not know yet, through the
+    accounts upsert (its rules, its validation). Returns errors by item index."""
+    errors: dict[int, list] = {}
+    account_items, seen_accounts = [], set()
+    for _, data in rows:
+        external = data.get("account_external_id")
+        if external and external not in seen_accounts:
+            seen_accounts.add(external)
+            account_items.append({"external_id": external, "name": data.get("account_name")})
+    if account_items:
+        known = set(
+            Account.objects.filter(
+                organization=organization, external_id__in=seen_accounts
+            ).values_list("external_id", flat=True)
+        )
+        new_accounts = [
+            {"external_id": a["external_id"], "name": a["name"] or a["external_id"]}
+            for a in account_items
+            if a["external_id"] not in known
+        ]
+        if new_accounts:
+            account_services.records_upsert(
+                organization=organization, kind="accounts", items=new_accounts
+            )
+    contact_items, owners = [], []
+    for index, data in rows:
+        item = {"email": data.get("email"), "external_id": data.get("contact_external_id")}
+        if data.get("contact_name"):
+            item["name"] = data["contact_name"]
+        if data.get("account_external_id"):
+            item["account_external_id"] = data["account_external_id"]
+        contact_items.append({k: v for k, v in item.items() if v})
+        owners.append(index)
+    report = account_services.records_upsert(
+        organization=organization, kind="contacts", items=contact_items
+    )
+    for index, result in zip(owners, report.results, strict=True):
+        if result.status == "error" and "appears twice" not in str(result.errors):
+            errors[index] = [f"{k}: {' '.join(v)}" for k, v in result.errors.items()]
+    return errors
+
+
+def request_fingerprint(payload) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def responses_record(
+    *,
+    organization: Organization,
+    items: list,
+    channel: str,
+    create_missing: bool = False,
+) -> RecordReport:
+    """Validates, deduplicates, classifies, enriches and saves up to 1,000 responses.
+
+    Each item gets a result: created, updated (same external_id or invitation answered
+    again), or error with field messages; valid items are saved together, invalid ones
+    change nothing. The contact is found by contact_id, contact_external_id or email, and
+    created with its account when `create_missing`. On commit, `events.response_recorded`
+    is sent once for the batch.
+    """
+    if channel not in Channel.values:
+        raise ValueError(f"Unknown channel {channel!r}.")
+    items = list(items)
+    if not items:
+        raise ValidationError("Send at least one response.")
+    if len(items) > MAX_BATCH:
+        raise ValidationError(f"Send at most {MAX_BATCH} responses at once; this has {len(items)}.")
+    for attempt in range(2):
+        try:
+            with transaction.atomic():
+                return _record_batch(organization, items, channel, create_missing)
+        except IntegrityError:
+            # A concurrent request saved the same external_id or invitation first; the
+            # second pass finds it and updates it instead.
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
+
+
+def response_record(*, organization: Organization, channel: str, **fields) -> tuple[Response, bool]:
+    """One response; raises ValidationError with field messages. Returns (response, created)."""
+    create_missing = fields.pop("create_missing", False)
+    report = responses_record(
+        organization=organization, items=[fields], channel=channel, create_missing=create_missing
+    )
+    result = report.results[0]
+    if result.status == "error":
+        raise ValidationError(result.errors)
+    return result.response, result.status == "created"
+
+
+def _record_batch(organization, items, channel, create_missing) -> RecordReport:
+    moment = now()
+    results: list[ItemResult | None] = [None] * len(items)
+    cleaned: dict[int, dict] = {}
+    seen_external: dict[str, int] = {}
+    for index, item in enumerate(items):
+        data, errors = clean_item(item)
+        external = data.get("external_id")
+        if not errors and external:
+            if external in seen_external:
+                errors["external_id"] = [
+                    f"external_id “{external}” appears twice in this batch "
+                    f"(first at item {seen_external[external]})."
+                ]
+            else:
+                seen_external[external] = index
+        if errors:
+            results[index] = ItemResult(index, "error", errors=errors)
+        else:
+            cleaned[index] = data
+
+    contacts = _find_contacts(organization, list(cleaned.values()))
+    missing = [(i, d) for i, d in cleaned.items() if _contact_key(d) not in contacts]
+    if missing and create_missing:
+        creatable = [(i, d) for i, d in missing if _contact_key(d)[0] != "id"]
+        for index, messages in _create_missing_contacts(organization, creatable).items():
+            results[index] = ItemResult(index, "error", errors={"email": messages})
+            del cleaned[index]
+        contacts = _find_contacts(organization, list(cleaned.values()))
+    for index, data in list(cleaned.items()):
+        if _contact_key(data) not in contacts:
+            kind, value = _contact_key(data)
+            field_name = {"id": "contact_id", "external_id": "contact_external_id"}.get(
+                kind, "email"
+            )
+            hint = "" if create_missing else " Send create_missing=true to create the contact."
+            results[index] = ItemResult(
+                index,
+                "error",
+                errors={field_name: [f"No contact has the {field_name} “{value}”.{hint}"]},
+            )
+            del cleaned[index]
+
+    externals = {d["external_id"] for d in cleaned.values() if d.get("external_id")}
+    invitations = {d["invitation_id"] for d in cleaned.values() if d.get("invitation_id")}
+    existing_by_external, existing_by_invitation = {}, {}
+    if externals or invitations:
+        for response in Response.objects.filter(
+            Q(external_id__in=externals) | Q(invitation_id__in=invitations),
+            organization=organization,
+        ):
+            if response.external_id:
+                existing_by_external[response.external_id] = response
+            if response.invitation_id:
+                existing_by_invitation[response.invitation_id] = response
+
+    new, changed = [], []
+    for index, data in cleaned.items():
+        contact = contacts[_contact_key(data)]
+        response = existing_by_external.get(data.get("external_id")) or (
+            existing_by_invitation.get(data.get("invitation_id"))
+        )
+        is_new = response is None
+        if is_new:
+            response = Response(organization=organization, channel=channel, created_at=moment)
+        response.contact = contact
+        response.account_id = contact.account_id
+        response.score = data["score"]
+        response.category, response.danger_zone = classify(data["score"])
+        if "comment" in data or is_new:
+            response.comment = data.get("comment", "")
+        response.has_comment = bool(response.comment.strip())
+        for name in ("external_id", "survey_id", "invitation_id", "submitted_at"):
+            if name in data:
+                setattr(response, name, data[name])
+        if "properties" in data:
+            response.properties = {**(response.properties or {}), **data["properties"]}
+        if "tags" in data:
+            response.tags = data["tags"]
+        response.updated_at = moment
+        (new if is_new else changed).append((index, response))
+
+    if new:
+        Response.objects.bulk_create([r for _, r in new])
+    if changed:
+        Response.objects.bulk_update(
+            [r for _, r in changed],
+            [
+                "contact",
+                "account",
+                "score",
+                "category",
+                "danger_zone",
+                "comment",
+                "has_comment",
+                "external_id",
+                "survey_id",
+                "invitation_id",
+                "submitted_at",
+                "properties",
+                "tags",
+                "updated_at",
+            ],
+        )
+    for status, pairs in (("created", new), ("updated", changed)):
+        for index, response in pairs:
+            results[index] = ItemResult(index, status, response=response)
+
+    saved = [r for _, r in new] + [r for _, r in changed]
+    _refresh_latest(organization, saved)
+    created_ids = [r.pk for _, r in new]
+    updated_ids = [r.pk for _, r in changed]
+    if created_ids or updated_ids:
+        transaction.on_commit(
+            lambda: events.response_recorded.send(
+                sender=Response,
+                organization_id=organization.pk,
+                created_ids=created_ids,
+                updated_ids=updated_ids,
+            )
+        )
+    return RecordReport(results=results)
+
+
+def _refresh_latest(organization, responses: list[Response]) -> None:
+    """Moves contact.last_responded_at and account.last_score forward, never back."""
+    latest_by_contact: dict[int, datetime] = {}
+    latest_by_account: dict[int, Response] = {}
+    for response in responses:
+        if response.contact_id:
+            current = latest_by_contact.get(response.contact_id)
+            if current is None or response.submitted_at > current:
+                latest_by_contact[response.contact_id] = response.submitted_at
+        if response.account_id:
+            current = latest_by_account.get(response.account_id)
+            if current is None or response.submitted_at >= current.submitted_at:
+                latest_by_account[response.account_id] = response
+    contacts = [
+        contact
+        for contact in Contact.objects.filter(
+            organization=organization, pk__in=latest_by_contact
+        ).only("id", "last_responded_at")
+        if contact.last_responded_at is None
+        or contact.last_responded_at < latest_by_contact[contact.pk]
+    ]
+    for contact in contacts:
+        contact.last_responded_at = latest_by_contact[contact.pk]
+    if contacts:
+        Contact.objects.bulk_update(contacts, ["last_responded_at"])
+    accounts = [
+        account
+        for account in Account.objects.filter(
+            organization=organization, pk__in=latest_by_account
+        ).only("id", "last_score", "last_score_at")
+        if account.last_score_at is None
+        or account.last_score_at <= latest_by_account[account.pk].submitted_at
+    ]
+    for account in accounts:
+        latest = latest_by_account[account.pk]
+        account.last_score, account.last_score_at = latest.score, latest.submitted_at
+    if accounts:
+        Account.objects.bulk_update(accounts, ["last_score", "last_score_at"])
+
+
+def response_update(*, organization: Organization, response: Response, changes: dict) -> Response:
+    """Edits a response's comment or tags (PATCH). Score and person are not editable: a new
+    answer is a new response. An edited comment is analysed again (response.updated)."""
+    unknown = set(changes) - {"comment", "tags"}
+    if unknown:
+        raise ValidationError({name: ["Only comment and tags can be changed."] for name in unknown})
+    if not changes:
+        raise ValidationError({"non_field_errors": ["Send comment or tags to change."]})
+    errors = {}
+    for name, value in changes.items():
+        try:
+            value = (
+                CLEANERS[name](value)
+                if not cleaning.is_blank(value)
+                else ("" if name == "comment" else [])
+            )
+        except ValueError as exc:
+            errors[name] = [f"{name} {exc}"]
+            continue
+        setattr(response, name, value)
+    if errors:
+        raise ValidationError(errors)
+    response.has_comment = bool(response.comment.strip())
+    response.updated_at = now()
+    with transaction.atomic():
+        response.save(update_fields=["comment", "has_comment", "tags", "updated_at"])
+        transaction.on_commit(
+            lambda: events.response_recorded.send(
+                sender=Response,
+                organization_id=organization.pk,
+                created_ids=[],
+                updated_ids=[response.pk],
+            )
+        )
+    return response
