@@ -1,4 +1,5 @@
 from nps_platform.roles import NAVIGATION, can
+from nps_platform.settings_tabs import settings_tabs
 
 
 def shell(request):
@@ -22,4 +23,5 @@ def shell(request):
         "current_organization": getattr(request, "organization", None) if membership else None,
         "current_membership": membership,
         "memberships": getattr(request, "memberships", []),
+        "settings_tabs": settings_tabs() if role and can(role, "settings") else [],
     }

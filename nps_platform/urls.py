@@ -14,6 +14,7 @@ api_patterns = (
         path("schema/", SpectacularAPIView.as_view(), name="schema"),
         path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
         path("", include("accounts.api_urls")),
+        path("", include("responses.api_urls")),
     ],
     "api",
 )
@@ -82,6 +83,7 @@ urlpatterns = [
     path("invitations/<str:token>/", views.invitation_accept, name="invitation_accept"),
     path("healthz", views.healthz, name="healthz"),
     path("settings/", include(settings_patterns)),
+    path("settings/", include("responses.settings_urls")),
     path("queue/", include("followups.urls")),
     path("dashboard/", include("insights.urls")),
     path("responses/", include("responses.urls")),

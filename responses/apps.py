@@ -5,7 +5,12 @@ class ResponsesConfig(AppConfig):
     name = "responses"
 
     def ready(self):
+        from nps_platform.settings_tabs import register_settings_tab
         from responses import events, tasks
+
+        register_settings_tab("webhooks", "Webhooks", "response_settings:webhooks")
+        register_settings_tab("slack", "Slack alerts", "response_settings:slack")
+        register_settings_tab("themes", "Comment themes", "response_settings:themes")
 
         def analyze_on_record(sender, organization_id, created_ids, updated_ids, **kwargs):
             # The event is sent on commit: enqueue only, the worker does the work.

@@ -1,3 +1,5 @@
+"""Response pages (stub: to be written)."""
+
 from django.shortcuts import render
 
 from nps_platform.access import member_required
@@ -6,3 +8,6 @@ from nps_platform.access import member_required
 @member_required("responses")
 def explorer(request):
     return render(request, "responses/explorer.html")
+
+
+explorer_export = response_detail = theme_list = theme_delete = explorer

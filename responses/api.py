@@ -1,0 +1,10 @@
+"""Responses REST API (stub: to be written)."""
+
+from rest_framework.views import APIView
+
+
+class _Stub(APIView):
+    pass
+
+
+ResponseListApi = ResponseBulkApi = ResponseDetailApi = _Stub
