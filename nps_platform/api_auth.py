@@ -62,4 +62,6 @@ class ApiKeyRateThrottle(throttling.SimpleRateThrottle):
     def get_cache_key(self, request, view):
         if not isinstance(request.user, ApiClient):
             return None
-        return self.cache_format % {"scope": self.scope, "ident": request.user.api_key.pk}
+        api_key = request.user.api_key
+        # The prefix is random, so a recreated database never inherits an old key's count.
+        return self.cache_format % {"scope": self.scope, "ident": f"{api_key.pk}-{api_key.prefix}"}

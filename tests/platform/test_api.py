@@ -105,7 +105,7 @@ def test_it_throttles_a_runaway_key_with_a_json_429(api, api_key_a, monkeypatch)
     from nps_platform.api_auth import ApiKeyRateThrottle
 
     monkeypatch.setattr(ApiKeyRateThrottle, "rate", "3/min", raising=False)
-    cache.delete(f"throttle_api_key_{api_key_a[0].pk}")
+    cache.delete(f"throttle_api_key_{api_key_a[0].pk}-{api_key_a[0].prefix}")
     api.key = api_key_a[1]
     statuses = [api.get(reverse("api:me")).status_code for _ in range(4)]
     assert statuses == [200, 200, 200, 429]
