@@ -34,6 +34,8 @@ def _as_text(value) -> str:
     if isinstance(value, bool) or isinstance(value, dict | list):
         raise ValueError("must be text.")
     text = str(value).strip()
+    if "\x00" in text:
+        raise ValueError("contains a NUL character, which text cannot hold.")
     if any("\udc80" <= ch <= "\udcff" for ch in text):
         raise ValueError("contains bytes that are not UTF-8; save the file as UTF-8 (CSV UTF-8).")
     return text
@@ -184,6 +186,8 @@ def json_object(value) -> dict:
             raise ValueError("is not valid JSON.") from None
     if not isinstance(value, dict):
         raise ValueError("must be an object of names and values.")
+    if "\\u0000" in json.dumps(value):
+        raise ValueError("contains a NUL character, which text cannot hold.")
     return value
 
 
