@@ -6,6 +6,7 @@ contact conditions mean "has a contact that matches them all (or any)"; for a li
 contacts, account conditions apply to the contact's account. Nothing is loaded into Python.
 """
 
+import math
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 
@@ -73,10 +74,13 @@ OP_LABELS = {
     "is_false": "no",
 }
 CHOICES = {"lifecycle_stage": LifecycleStage, "contact.suppressed_reason": SuppressionReason}
+INTEGER_LOOKUPS = {"health_score", "last_score"}
 
 
 def field_type(name: str) -> tuple[str, str, bool]:
     """(type, lookup, is_contact_field) for a rule field, or ValidationError."""
+    if not isinstance(name, str) or not name:
+        raise ValidationError("Choose a field.")
     if name in ACCOUNT_FIELDS:
         kind, lookup = ACCOUNT_FIELDS[name]
         return kind, lookup, False
@@ -86,8 +90,17 @@ def field_type(name: str) -> tuple[str, str, bool]:
     for prefix, is_contact in (("contact.properties.", True), ("properties.", False)):
         if name.startswith(prefix) and len(name) > len(prefix):
             key = name.removeprefix(prefix)
-            if not key.replace("_", "").replace("-", "").isalnum():
-                raise ValidationError(f"“{key}” is not a property name (letters, digits, _ or -).")
+            # "__" would chain a lookup, and an all-digit key would index a JSON array.
+            if (
+                not key.replace("_", "").replace("-", "").isalnum()
+                or not key.isascii()
+                or "__" in key
+                or key.isdigit()
+            ):
+                raise ValidationError(
+                    f"“{key}” is not a property name (letters, digits, _ or -, "
+                    "not only digits, no double underscore)."
+                )
             return "property", f"properties__{key}", is_contact
     raise ValidationError(f"Unknown field “{name}”.")
 
@@ -98,11 +111,49 @@ def _as_list(value) -> list[str]:
     return [part.strip() for part in str(value).split(",") if part.strip()]
 
 
+MAX_NUMBER = Decimal(10) ** 15
+MAX_DAYS = 36_500  # a century: more would overflow date arithmetic
+
+
 def _number(value, name) -> Decimal:
+    raw = "" if value is None or isinstance(value, bool) else str(value).replace(",", "").strip()
+    if not raw:
+        raise ValidationError(f"{name}: give a number.")
     try:
-        return Decimal(str(value).replace(",", "").strip())
+        number = Decimal(raw)
     except InvalidOperation:
         raise ValidationError(f"{name}: “{value}” is not a number.") from None
+    if not number.is_finite():
+        raise ValidationError(f"{name}: “{value}” is not a number.")
+    if abs(number) >= MAX_NUMBER:
+        raise ValidationError(f"{name}: {value} is too large.")
+    return number
+
+
+def _days(value, name) -> Decimal:
+    number = _number(value, name)
+    if number < 0 or number != number.to_integral_value():
+        raise ValidationError(f"{name}: give a whole number of days, 0 or more.")
+    if number > MAX_DAYS:
+        raise ValidationError(f"{name}: use at most {MAX_DAYS} days.")
+    return number
+
+
+def _plain(number: Decimal) -> str:
+    """50000 rather than 5E+4; 0.5 stays 0.5."""
+    text = format(number, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text or "0"
+
+
+def _stage(value: str) -> str | None:
+    """A lifecycle stage by value or label, case-insensitively."""
+    wanted = value.strip().lower()
+    for stage, label in LifecycleStage.choices:
+        if wanted in {stage, str(label).lower(), stage.replace("_", " ")}:
+            return stage
+    return None
 
 
 def validate_rules(rules) -> dict:
@@ -110,7 +161,7 @@ def validate_rules(rules) -> dict:
     if not isinstance(rules, dict):
         raise ValidationError("Rules must be an object with match and conditions.")
     match = rules.get("match", "all")
-    if match not in {"all", "any"}:
+    if not isinstance(match, str) or match not in {"all", "any"}:
         raise ValidationError("match must be “all” or “any”.")
     conditions = rules.get("conditions", [])
     if not isinstance(conditions, list):
@@ -119,22 +170,28 @@ def validate_rules(rules) -> dict:
     for number, condition in enumerate(conditions, start=1):
         if not isinstance(condition, dict):
             raise ValidationError(f"Condition {number} must be an object.")
-        name, op, value = condition.get("field", ""), condition.get("op", ""), condition.get("value")
+        name, op, value = (
+            condition.get("field", ""),
+            condition.get("op", ""),
+            condition.get("value"),
+        )
         try:
             kind, _, _ = field_type(name)
         except ValidationError as exc:
             raise ValidationError(f"Condition {number}: {exc.messages[0]}") from None
-        if op not in OPS_BY_TYPE[kind]:
+        if not isinstance(op, str) or op not in OPS_BY_TYPE[kind]:
             allowed = ", ".join(sorted(OPS_BY_TYPE[kind]))
             raise ValidationError(f"Condition {number}: {name} takes one of {allowed}, not “{op}”.")
         if op in {"is_empty", "is_not_empty", "is_true", "is_false"}:
             value = None
         elif op in {"in", "not_in"}:
-            value = _as_list(value or "")
+            value = _as_list(value if value not in (None, "") else "")
             if not value:
                 raise ValidationError(f"Condition {number}: list at least one value.")
-        elif kind in {"number", "tenure"} or op in {"within_next_days", "within_last_days"}:
-            value = str(_number(value, f"Condition {number}"))
+        elif kind == "tenure" or op in {"within_next_days", "within_last_days"}:
+            value = _plain(_days(value, f"Condition {number}"))
+        elif kind == "number":
+            value = _plain(_number(value, f"Condition {number}"))
         elif kind == "date":
             from accounts.cleaning import a_date
 
@@ -146,15 +203,16 @@ def validate_rules(rules) -> dict:
             value = str(value if value is not None else "").strip()
             if not value:
                 raise ValidationError(f"Condition {number}: give a value.")
-        if kind == "choice" and value is not None:
-            allowed = set(LifecycleStage.values)
+        if kind == "choice" and value is not None and op != "contains":
             values = value if isinstance(value, list) else [value]
-            wrong = [v for v in values if v not in allowed]
+            stages = [_stage(v) for v in values]
+            wrong = [v for v, stage in zip(values, stages, strict=True) if stage is None]
             if wrong:
                 raise ValidationError(
                     f"Condition {number}: {', '.join(wrong)} is not a lifecycle stage "
-                    f"({', '.join(sorted(allowed))})."
+                    f"({', '.join(LifecycleStage.values)})."
                 )
+            value = stages if isinstance(value, list) else stages[0]
         clean.append({"field": name, "op": op, "value": value})
     return {"match": match, "conditions": clean}
 
@@ -192,6 +250,14 @@ def _condition_q(condition: dict, prefix: str) -> Q:
         return Q(**{f"{path}__gte": today - days, f"{path}__lte": today})
     if kind == "number":
         number = Decimal(value)
+        if lookup in INTEGER_LOOKUPS and number != number.to_integral_value():
+            # Scores are whole numbers: ≥ 6.5 means ≥ 7, < 6.5 means ≤ 6, = 6.5 never.
+            if op in {"gt", "gte"}:
+                return Q(**{f"{path}__gte": math.ceil(number)})
+            if op in {"lt", "lte"}:
+                return Q(**{f"{path}__lte": math.floor(number)})
+            nothing = Q(pk__in=[])
+            return nothing if op == "eq" else ~nothing
         if op == "eq":
             return Q(**{path: number})
         if op == "neq":
@@ -254,10 +320,25 @@ def contacts_q(rules: dict) -> Q:
 def describe(rules: dict) -> str:
     """The rules in words, for lists: "plan is one of enterprise, growth and arr ≥ 50000"."""
     words = []
-    for condition in rules.get("conditions", []):
-        value = condition["value"]
+    for condition in (rules or {}).get("conditions", []):
+        field, op, value = (
+            condition.get("field", ""),
+            condition.get("op", ""),
+            condition.get("value"),
+        )
         if isinstance(value, list):
-            value = ", ".join(value)
-        words.append(" ".join(p for p in (condition["field"], OP_LABELS[condition["op"]], value) if p))
-    joiner = " and " if rules.get("match", "all") == "all" else " or "
+            value = ", ".join(str(v) for v in value)
+        value = "" if value is None else str(value)
+        if op in {"within_next_days", "within_last_days"}:
+            span = "next" if op == "within_next_days" else "last"
+            words.append(f"{field} within the {span} {value} days")
+            continue
+        if op in {"is_true", "is_false"}:
+            words.append(field if op == "is_true" else f"not {field}")
+            continue
+        label = OP_LABELS.get(op, op)
+        if field == "tenure_days" and value:
+            value = f"{value} days"
+        words.append(" ".join(p for p in (field, label, value) if p))
+    joiner = " and " if (rules or {}).get("match", "all") == "all" else " or "
     return joiner.join(words) or "every account"

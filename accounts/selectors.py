@@ -4,7 +4,8 @@
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from django.db.models import Avg, QuerySet
+from django.db.models import Avg, F, Q, QuerySet
+from django.db.models.functions import TruncMonth
 from django.shortcuts import get_object_or_404
 from django.utils.timezone import now
 
@@ -148,3 +149,112 @@ def account_context(organization: Organization, account: Account) -> AccountCont
         recent_tickets=list(tickets.select_related("contact").order_by("-opened_at")[:5]),
         usage_trend=usage_trend(organization, account, today=today),
     )
+
+
+# --- The accounts list ----------------------------------------------------------------------
+
+HEALTH_BANDS = {
+    "at_risk": ("At risk (under 40)", Q(health_score__lt=40)),
+    "watch": ("Watch (40–69)", Q(health_score__gte=40, health_score__lt=70)),
+    "healthy": ("Healthy (70 and up)", Q(health_score__gte=70)),
+    "unknown": ("Unknown", Q(health_score__isnull=True)),
+}
+
+ACCOUNT_SORTS = {
+    "name": ("Name (A–Z)", [F("name").asc(), F("pk").asc()]),
+    "arr_desc": ("ARR, high to low", [F("arr").desc(nulls_last=True), F("name").asc()]),
+    "arr": ("ARR, low to high", [F("arr").asc(nulls_last=True), F("name").asc()]),
+    "score": ("Last score, low to high", [F("last_score").asc(nulls_last=True), F("name").asc()]),
+    "score_desc": (
+        "Last score, high to low",
+        [F("last_score").desc(nulls_last=True), F("name").asc()],
+    ),
+}
+
+
+def plans_of(organization: Organization) -> list[str]:
+    """The distinct non-empty plans of the organization's accounts, A–Z."""
+    return list(
+        Account.objects.filter(organization=organization)
+        .exclude(plan="")
+        .order_by("plan")
+        .values_list("plan", flat=True)
+        .distinct()
+    )
+
+
+def accounts_filtered(
+    organization: Organization,
+    *,
+    q: str = "",
+    rules: dict | None = None,
+    plan: str = "",
+    owner: str | int | None = None,
+    health: str = "",
+    stage: str = "",
+    sort: str = "name",
+) -> QuerySet[Account]:
+    """The accounts list: search over name, domain and external_id, then filters, then sort.
+
+    `rules` are a segment's (validated) rules; `owner` is a user id or "none" for unowned.
+    """
+    accounts = accounts_of(organization)
+    if q := (q or "").strip():
+        accounts = accounts.filter(
+            Q(name__icontains=q) | Q(domain__icontains=q) | Q(external_id__icontains=q)
+        )
+    if rules is not None:
+        accounts = accounts.filter(segments.accounts_q(rules))
+    if plan:
+        accounts = accounts.filter(plan=plan)
+    if owner == "none":
+        accounts = accounts.filter(owner__isnull=True)
+    elif owner:
+        accounts = accounts.filter(owner_id=owner)
+    if health in HEALTH_BANDS:
+        accounts = accounts.filter(HEALTH_BANDS[health][1])
+    if stage:
+        accounts = accounts.filter(lifecycle_stage=stage)
+    return accounts.order_by(*ACCOUNT_SORTS.get(sort, ACCOUNT_SORTS["name"])[1])
+
+
+# --- The account page -----------------------------------------------------------------------
+
+
+def contacts_of_account(organization: Organization, account: Account) -> QuerySet[Contact]:
+    return Contact.objects.filter(organization=organization, account=account).order_by(
+        "name", "email", "pk"
+    )
+
+
+def _month_start(day: date, back: int = 0) -> date:
+    index = day.year * 12 + day.month - 1 - back
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def monthly_active_users(
+    organization: Organization, account: Account, *, months: int = 12, today: date | None = None
+) -> list[tuple[date, float | None]]:
+    """(first day of the month, average daily active users or None) for the last `months`
+    months including the current one, oldest first, in one aggregate query."""
+    today = today or now().date()
+    start = _month_start(today, months - 1)
+    rows = (
+        UsageSnapshot.objects.filter(
+            organization=organization, account=account, date__gte=start, date__lte=today
+        )
+        .annotate(month=TruncMonth("date"))
+        .order_by("month")
+        .values("month")
+        .annotate(average=Avg("active_users"))
+    )
+    averages = {}
+    for row in rows:
+        month = row["month"]
+        month = month.date() if hasattr(month, "date") and callable(month.date) else month
+        averages[month] = round(float(row["average"]), 1)
+    series = []
+    for back in range(months - 1, -1, -1):
+        month = _month_start(today, back)
+        series.append((month, averages.get(month)))
+    return series
