@@ -12,8 +12,16 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django_scopes import scopes_disabled
 
+from accounts.models import Account, Contact, ErasureRecord, Segment, SupportTicket, UsageSnapshot
 from nps_platform import services
 from nps_platform.models import ApiKey, Membership, TeammateInvitation
+from tests.accounts.factories import (
+    AccountFactory,
+    ContactFactory,
+    SegmentFactory,
+    SupportTicketFactory,
+    UsageSnapshotFactory,
+)
 from tests.factories import TeammateInvitationFactory
 
 
@@ -33,7 +41,7 @@ class Entry:
     kind: str
     method: str = "get"
     kwargs: dict = field(default_factory=dict)  # names of objects in the org A dataset
-    data: dict = field(default_factory=dict)
+    data: dict = field(default_factory=dict)  # form data (POST) or query string (GET)
     why: str = ""
 
 
@@ -80,11 +88,28 @@ MATRIX: dict[str, Entry] = {
     "api:schema": Entry("public", why="the OpenAPI schema holds no tenant data"),
     "api:docs": Entry("public", why="the API docs page holds no tenant data"),
     "admin:*": Entry("superuser"),
-    # --- the domain apps ---
+    # --- accounts ---
+    "accounts:list": Entry("page"),
+    "accounts:detail": Entry("object", kwargs={"account_id": "account"}),
+    "accounts:segments": Entry("page"),
+    "accounts:segment_create": Entry("page"),
+    "accounts:segment_preview": Entry("object", data={"segment": "segment"}),
+    "accounts:segment_edit": Entry("object", kwargs={"segment_id": "segment"}),
+    "accounts:segment_delete": Entry("object", method="post", kwargs={"segment_id": "segment"}),
+    "api:account-list": Entry("api_list"),
+    "api:account-detail": Entry("api_object", method="delete", kwargs={"pk": "account"}),
+    "api:contact-list": Entry("api_list"),
+    "api:contact-detail": Entry("api_object", method="delete", kwargs={"pk": "contact"}),
+    "api:contact-export": Entry("api_object", kwargs={"pk": "contact"}),
+    "api:ticket-list": Entry("api_list"),
+    "api:ticket-detail": Entry("api_object", method="delete", kwargs={"pk": "ticket"}),
+    "api:usage-list": Entry("api_list"),
+    "api:usage-detail": Entry("api_object", method="delete", kwargs={"pk": "usage"}),
+    "api:segment-list": Entry("api_list"),
+    # --- the domain apps still to come ---
     "followups:queue": Entry("page"),
     "insights:dashboard": Entry("page"),
     "responses:explorer": Entry("page"),
-    "accounts:list": Entry("page"),
     "surveys:list": Entry("page"),
 }
 
@@ -120,7 +145,17 @@ def org_a_world(org_a, alice, bob, carol, api_key_a):
     )
     with scopes_disabled():
         bob_membership = Membership.objects.get(organization=org_a, user=bob)
+    account = AccountFactory(organization=org_a, name="Secret Initech", external_id="SECRET-ACC")
+    contact = ContactFactory(account=account, email="secret.contact@initech.example")
+    ticket = SupportTicketFactory(account=account, contact=contact, subject="Secret outage")
+    usage = UsageSnapshotFactory(account=account)
+    segment = SegmentFactory(organization=org_a, name="Secret segment")
     return {
+        "account": account.pk,
+        "contact": contact.pk,
+        "ticket": ticket.pk,
+        "usage": usage.pk,
+        "segment": segment.pk,
         "org_a_slug": org_a.slug,
         "bob_membership": bob_membership.pk,
         "invitation": invitation.pk,
@@ -135,6 +170,11 @@ def org_a_world(org_a, alice, bob, carol, api_key_a):
             "secret-invitee@a.example",
             api_key_a[0].name,
             api_key_a[0].prefix,
+            "Secret Initech",
+            "SECRET-ACC",
+            "secret.contact@initech.example",
+            "Secret outage",
+            "Secret segment",
         ],
     }
 
@@ -167,6 +207,17 @@ def _snapshot(org_a):
                 )
             ),
             sorted(ApiKey.objects.filter(organization=org_a).values_list("pk", "revoked_at")),
+            [
+                model.objects.filter(organization=org_a).count()
+                for model in (
+                    Account,
+                    Contact,
+                    SupportTicket,
+                    UsageSnapshot,
+                    Segment,
+                    ErasureRecord,
+                )
+            ],
         )
 
 
