@@ -2,6 +2,14 @@ from nps_platform.roles import NAVIGATION, can
 from nps_platform.settings_tabs import settings_tabs
 
 
+def _namespaces(area: str, url_name: str) -> set[str]:
+    """The URL namespaces whose pages belong to a navigation item."""
+    namespaces = {url_name.split(":")[0]}
+    if area == "settings":
+        namespaces |= {tab_url.split(":")[0] for _, _, tab_url in settings_tabs()}
+    return namespaces
+
+
 def shell(request):
     """The page shell's navigation, filtered by the member's role, and the org switcher."""
     membership = getattr(request, "membership", None)
@@ -13,7 +21,7 @@ def shell(request):
             "area": area,
             "label": label,
             "url_name": url_name,
-            "active": namespace == url_name.split(":")[0],
+            "active": namespace in _namespaces(area, url_name),
         }
         for area, label, url_name in NAVIGATION
         if role and can(role, area)

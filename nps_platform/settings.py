@@ -61,6 +61,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    # Full-text search in comments on PostgreSQL (SQLite falls back to a substring match).
+    "django.contrib.postgres",
     "rest_framework",
     "django_filters",
     "drf_spectacular",
@@ -165,7 +167,15 @@ CELERY_BEAT_SCHEDULE = {
         "task": "nps_platform.tasks.purge_expired_teammate_invitations",
         "schedule": timedelta(hours=6),
     },
+    "requeue-stuck-webhook-deliveries": {
+        "task": "responses.webhooks_requeue_stuck",
+        "schedule": timedelta(minutes=5),
+    },
 }
+
+# Outbound webhooks and Slack alerts refuse private and loopback addresses (SSRF) unless
+# this is on: only for tests and local receivers.
+WEBHOOKS_ALLOW_PRIVATE_NETWORKS = env_bool("WEBHOOKS_ALLOW_PRIVATE_NETWORKS", False)
 
 # --- Email (django-anymail) -------------------------------------------------------------
 

@@ -16,4 +16,13 @@ class ResponsesConfig(AppConfig):
             # The event is sent on commit: enqueue only, the worker does the work.
             tasks.analyze_responses.delay(organization_id, [*created_ids, *updated_ids])
 
+        def webhooks_on_record(sender, organization_id, created_ids, updated_ids, **kwargs):
+            tasks.webhooks_fan_out.delay(organization_id, list(created_ids), list(updated_ids))
+
+        def slack_on_record(sender, organization_id, created_ids, **kwargs):
+            if created_ids:
+                tasks.queue_slack_alerts.delay(organization_id, list(created_ids))
+
         events.response_recorded.connect(analyze_on_record, dispatch_uid="responses.analyze")
+        events.response_recorded.connect(webhooks_on_record, dispatch_uid="responses.webhooks")
+        events.response_recorded.connect(slack_on_record, dispatch_uid="responses.slack")

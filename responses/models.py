@@ -1,6 +1,7 @@
 """Answers from every channel, what they say (themes, sentiment), and where they go next
 (webhooks, Slack alerts)."""
 
+import base64
 import secrets
 
 from django.db import models
@@ -152,7 +153,8 @@ class IdempotencyKey(models.Model):
 
 
 def webhook_secret() -> str:
-    return "whsec_" + secrets.token_urlsafe(32)
+    """A Standard Webhooks secret: "whsec_" and 32 random bytes in standard base64."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
 class WebhookEvent(models.TextChoices):
