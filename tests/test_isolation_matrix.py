@@ -15,6 +15,7 @@ from django_scopes import scopes_disabled
 from accounts.models import Account, Contact, ErasureRecord, Segment, SupportTicket, UsageSnapshot
 from nps_platform import services
 from nps_platform.models import ApiKey, Membership, TeammateInvitation
+from responses.models import Response, SlackAlert, Theme, WebhookDelivery, WebhookEndpoint
 from tests.accounts.factories import (
     AccountFactory,
     ContactFactory,
@@ -106,10 +107,24 @@ MATRIX: dict[str, Entry] = {
     "api:usage-list": Entry("api_list"),
     "api:usage-detail": Entry("api_object", method="delete", kwargs={"pk": "usage"}),
     "api:segment-list": Entry("api_list"),
+    # --- responses ---
+    "responses:explorer": Entry("page"),
+    "responses:export": Entry("page", why="CSV of the member's own organization"),
+    "responses:detail": Entry("object", kwargs={"response_id": "response"}),
+    "response_settings:webhooks": Entry("page"),
+    "response_settings:webhook_detail": Entry("object", kwargs={"endpoint_id": "endpoint"}),
+    "response_settings:webhook_delete": Entry(
+        "object", method="post", kwargs={"endpoint_id": "endpoint"}
+    ),
+    "response_settings:delivery_redeliver": Entry(
+        "object", method="post", kwargs={"delivery_id": "delivery"}
+    ),
+    "response_settings:slack": Entry("page"),
+    "response_settings:themes": Entry("page"),
+    "response_settings:theme_delete": Entry("object", method="post", kwargs={"theme_id": "theme"}),
     # --- the domain apps still to come ---
     "followups:queue": Entry("page"),
     "insights:dashboard": Entry("page"),
-    "responses:explorer": Entry("page"),
     "surveys:list": Entry("page"),
 }
 
@@ -150,7 +165,40 @@ def org_a_world(org_a, alice, bob, carol, api_key_a):
     ticket = SupportTicketFactory(account=account, contact=contact, subject="Secret outage")
     usage = UsageSnapshotFactory(account=account)
     segment = SegmentFactory(organization=org_a, name="Secret segment")
+    with scopes_disabled():
+        response = Response.objects.create(
+            organization=org_a,
+            contact=contact,
+            account=account,
+            score=2,
+            category="detractor",
+            danger_zone=True,
+            channel="api",
+            comment="Secret complaint about the price",
+            has_comment=True,
+        )
+        theme = Theme.objects.create(
+            organization=org_a, slug="secret-theme", name="Secret theme", keywords=["secretword"]
+        )
+        endpoint = WebhookEndpoint.objects.create(
+            organization=org_a, url="https://hooks.secret-a.example/nps"
+        )
+        delivery = WebhookDelivery.objects.create(
+            organization=org_a,
+            endpoint=endpoint,
+            event_id="evt_secret",
+            event_type="response.created",
+            payload={"type": "response.created"},
+            status="failed",
+        )
+        SlackAlert.objects.create(
+            organization=org_a, webhook_url="https://hooks.slack.com/services/SECRET/A"
+        )
     return {
+        "response": response.pk,
+        "theme": theme.pk,
+        "endpoint": endpoint.pk,
+        "delivery": delivery.pk,
         "account": account.pk,
         "contact": contact.pk,
         "ticket": ticket.pk,
@@ -175,6 +223,11 @@ def org_a_world(org_a, alice, bob, carol, api_key_a):
             "secret.contact@initech.example",
             "Secret outage",
             "Secret segment",
+            "Secret complaint about the price",
+            "Secret theme",
+            "hooks.secret-a.example",
+            endpoint.secret,
+            "services/SECRET/A",
         ],
     }
 
@@ -192,7 +245,8 @@ def _url(name, entry, world):
 
 
 def _assert_no_markers(response, world, name):
-    body = response.content.decode(errors="replace")
+    raw = b"".join(response.streaming_content) if response.streaming else response.content
+    body = raw.decode(errors="replace")
     leaked = [marker for marker in world["markers"] if marker in body]
     assert not leaked, f"{name} shows org A data to org B: {leaked}"
 
@@ -216,8 +270,18 @@ def _snapshot(org_a):
                     UsageSnapshot,
                     Segment,
                     ErasureRecord,
+                    Response,
+                    Theme,
                 )
             ],
+            sorted(
+                WebhookEndpoint.objects.filter(organization=org_a).values_list("pk", "is_active")
+            ),
+            sorted(
+                WebhookDelivery.objects.filter(organization=org_a).values_list(
+                    "pk", "status", "attempts"
+                )
+            ),
         )
 
 
