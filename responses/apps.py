@@ -26,3 +26,8 @@ class ResponsesConfig(AppConfig):
         events.response_recorded.connect(analyze_on_record, dispatch_uid="responses.analyze")
         events.response_recorded.connect(webhooks_on_record, dispatch_uid="responses.webhooks")
         events.response_recorded.connect(slack_on_record, dispatch_uid="responses.slack")
+
+    def seed_demo(self, *, organization, stdout):
+        from responses.demo import seed_responses
+
+        seed_responses(organization=organization, stdout=stdout)

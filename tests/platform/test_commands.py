@@ -4,9 +4,11 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
-from django_scopes import scopes_disabled
+from django_scopes import scope, scopes_disabled
 
+from accounts.models import Account, Contact, SupportTicket, UsageSnapshot
 from nps_platform.models import Membership, Organization, Role
+from responses.models import Response
 
 pytestmark = pytest.mark.django_db
 
@@ -17,8 +19,13 @@ def run(*args):
     return out.getvalue(), err.getvalue()
 
 
-def test_it_seeds_the_demo_and_its_printed_logins_reach_the_shell(client):
-    out, _ = run("seed_demo", "--if-empty")
+def test_it_seeds_a_living_demo_once_and_its_printed_logins_reach_the_shell(
+    client, django_capture_on_commit_callbacks
+):
+    # One seeding for all the checks: the demo takes seconds to build. Its on-commit tasks
+    # (comment analysis) run as they would after a real commit.
+    with django_capture_on_commit_callbacks(execute=True):
+        out, _ = run("seed_demo", "--if-empty")
     logins = re.findall(r"(\S+@acme\.test)\s+password: (\S+)", out)
     assert len(logins) == 3
     for email, password in logins:
@@ -29,13 +36,23 @@ def test_it_seeds_the_demo_and_its_printed_logins_reach_the_shell(client):
         assert 'class="mainnav"' in page
         assert "Acme Analytics" in page
 
-
-def test_it_seeds_the_demo_only_once(db):
-    run("seed_demo", "--if-empty")
-    out, _ = run("seed_demo", "--if-empty")
-    assert "not re-seeded" in out
-    assert "admin@acme.test" in out
+    again, _ = run("seed_demo", "--if-empty")
+    assert "not re-seeded" in again
+    assert "admin@acme.test" in again
     assert Organization.objects.filter(slug="acme").count() == 1
+
+    organization = Organization.objects.get(slug="acme")
+    with scope(organization=organization):
+        arr = sorted(Account.objects.exclude(arr=None).values_list("arr", flat=True))
+        assert Account.objects.count() == 300
+        assert 1000 <= Contact.objects.count() <= 1500
+        assert SupportTicket.objects.filter(status="open").exists()
+        assert UsageSnapshot.objects.count() > 5000
+        # A few heavy hitters: the top 5% of accounts hold well over a fifth of the ARR.
+        assert sum(arr[-15:]) > sum(arr) / 5
+        assert Account.objects.exclude(owner=None).count() > 150
+        assert 3500 <= Response.objects.count() <= 4500
+        assert Response.objects.filter(has_comment=True).exclude(themes=[]).exists()
 
 
 def test_it_creates_an_organization_with_its_first_admin(client):
@@ -86,22 +103,3 @@ def test_it_prints_a_working_api_key_as_the_last_line(client, org_a):
 def test_it_explains_an_unknown_organization_slug(db):
     with pytest.raises(CommandError, match="No organization has the slug"):
         run("create_api_key", "nope")
-
-
-def test_it_seeds_a_living_customer_base(db):
-    from django_scopes import scope
-
-    from accounts.models import Account, Contact, SupportTicket, UsageSnapshot
-
-    run("seed_demo")
-    organization = Organization.objects.get(slug="acme")
-    with scope(organization=organization):
-        arr = sorted(Account.objects.exclude(arr=None).values_list("arr", flat=True))
-        assert Account.objects.count() == 300
-        assert 1000 <= Contact.objects.count() <= 1500
-        assert SupportTicket.objects.filter(status="open").exists()
-        assert UsageSnapshot.objects.count() > 5000
-        # A few heavy hitters: the top 5% of accounts hold well over a fifth of the ARR.
-        top = sum(arr[-15:])
-        assert top > sum(arr) / 5
-        assert Account.objects.exclude(owner=None).count() > 150
