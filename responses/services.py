@@ -16,9 +16,10 @@ from accounts import cleaning
 from accounts import services as account_services
 from accounts.models import Account, Contact
 from nps_platform.models import Organization
-from responses import events
+from responses import analysis, events
 from responses.classification import classify
-from responses.models import Channel, Response
+from responses.models import Channel, Response, Theme
+from responses.tasks import analyze_responses
 
 MAX_BATCH = 1000
 MAX_COMMENT = 10_000
@@ -463,3 +464,67 @@ def response_update(*, organization: Organization, response: Response, changes: 
             )
         )
     return response
+
+
+# --- Comment themes ----------------------------------------------------------------------
+
+REANALYZE_CHUNK = 1000
+
+
+def responses_reanalyze(*, organization: Organization) -> int:
+    """Enqueues the analysis of every commented response, in chunks of 1,000 ids, once the
+    transaction commits. Unchanged ones are skipped by their hash; a response without a
+    comment has no theme whatever the taxonomy. Returns how many were enqueued."""
+    ids = (
+        Response.objects.filter(organization=organization, has_comment=True)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    chunk, total = [], 0
+    for response_id in ids.iterator(chunk_size=REANALYZE_CHUNK):
+        chunk.append(response_id)
+        if len(chunk) == REANALYZE_CHUNK:
+            analyze_responses.delay_on_commit(organization.pk, chunk)
+            total, chunk = total + len(chunk), []
+    if chunk:
+        analyze_responses.delay_on_commit(organization.pk, chunk)
+        total += len(chunk)
+    return total
+
+
+def theme_add_keywords(*, organization: Organization, slug: str, name: str, keywords: list[str]):
+    """Adds keywords to the organization's theme `slug`, creating it (for a new theme, or the
+    first addition to a default one). Returns (theme, the keywords that were new, whether the
+    theme row was created). Re-analysis is enqueued when something changed."""
+    default = analysis.DEFAULT_THEMES.get(slug)
+    known = set(default[1]) if default else set()
+    with transaction.atomic():
+        theme = (
+            Theme.objects.select_for_update().filter(organization=organization, slug=slug).first()
+        )
+        existing = list(theme.keywords) if theme else []
+        added = [k for k in keywords if k not in known and k not in existing]
+        if not added:
+            return theme, [], False
+        created = theme is None
+        if created:
+            try:
+                with transaction.atomic():
+                    theme = Theme.objects.create(
+                        organization=organization,
+                        slug=slug,
+                        name=default[0] if default else name,
+                        keywords=added,
+                    )
+            except IntegrityError:
+                # Someone created it a moment ago: add to theirs instead.
+                theme = Theme.objects.select_for_update().get(organization=organization, slug=slug)
+                added = [k for k in added if k not in theme.keywords]
+                theme.keywords = [*theme.keywords, *added]
+                theme.save(update_fields=["keywords"])
+                created = False
+        else:
+            theme.keywords = [*existing, *added]
+            theme.save(update_fields=["keywords"])
+        responses_reanalyze(organization=organization)
+    return theme, added, created

@@ -9,7 +9,7 @@ import csv
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.http import StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils.timezone import localtime, now
@@ -20,12 +20,11 @@ from accounts.selectors import account_context, segments_of
 from nps_platform.access import member_required
 from nps_platform.roles import can
 from nps_platform.selectors import members_of
-from responses import analysis, forms, selectors, tasks
-from responses.models import Response, Theme
+from responses import analysis, forms, selectors, services
+from responses.models import Response
 
 PAGE_SIZE = 50
 EXPORT_CHUNK = 2000
-REANALYZE_CHUNK = 1000
 RESULTS_TARGET = "response-results"
 
 
@@ -185,65 +184,6 @@ def response_detail(request, response_id: int):
 # --- Comment themes (settings) ----------------------------------------------------------------
 
 
-def responses_reanalyze(organization) -> int:
-    """Enqueues the analysis of every commented response, in chunks of 1,000 ids, once the
-    transaction commits. Unchanged ones are skipped by their hash; a response without a
-    comment has no theme whatever the taxonomy. Returns how many were enqueued."""
-    ids = (
-        Response.objects.filter(organization=organization, has_comment=True)
-        .order_by("pk")
-        .values_list("pk", flat=True)
-    )
-    chunk, total = [], 0
-    for response_id in ids.iterator(chunk_size=REANALYZE_CHUNK):
-        chunk.append(response_id)
-        if len(chunk) == REANALYZE_CHUNK:
-            tasks.analyze_responses.delay_on_commit(organization.pk, chunk)
-            total, chunk = total + len(chunk), []
-    if chunk:
-        tasks.analyze_responses.delay_on_commit(organization.pk, chunk)
-        total += len(chunk)
-    return total
-
-
-def theme_add_keywords(organization, *, slug: str, name: str, keywords: list[str]):
-    """Adds keywords to the organization's theme `slug`, creating it (for a new theme, or the
-    first addition to a default one). Returns (theme, the keywords that were new, whether the
-    theme row was created). Re-analysis is enqueued when something changed."""
-    default = analysis.DEFAULT_THEMES.get(slug)
-    known = set(default[1]) if default else set()
-    with transaction.atomic():
-        theme = (
-            Theme.objects.select_for_update().filter(organization=organization, slug=slug).first()
-        )
-        existing = list(theme.keywords) if theme else []
-        added = [k for k in keywords if k not in known and k not in existing]
-        if not added:
-            return theme, [], False
-        created = theme is None
-        if created:
-            try:
-                with transaction.atomic():
-                    theme = Theme.objects.create(
-                        organization=organization,
-                        slug=slug,
-                        name=default[0] if default else name,
-                        keywords=added,
-                    )
-            except IntegrityError:
-                # Someone created it a moment ago: add to theirs instead.
-                theme = Theme.objects.select_for_update().get(organization=organization, slug=slug)
-                added = [k for k in added if k not in theme.keywords]
-                theme.keywords = [*theme.keywords, *added]
-                theme.save(update_fields=["keywords"])
-                created = False
-        else:
-            theme.keywords = [*existing, *added]
-            theme.save(update_fields=["keywords"])
-        responses_reanalyze(organization)
-    return theme, added, created
-
-
 def _theme_rows(organization, org_themes):
     """The default themes with the organization's additions, then its own themes."""
     by_slug = {theme.slug: theme for theme in org_themes}
@@ -276,8 +216,11 @@ def theme_list(request):
                 f"{current.name} has {len(current.keywords)}.",
             )
         else:
-            theme, added, created = theme_add_keywords(
-                organization, slug=slug, name=data.get("name", ""), keywords=data["keywords"]
+            theme, added, created = services.theme_add_keywords(
+                organization=organization,
+                slug=slug,
+                name=data.get("name", ""),
+                keywords=data["keywords"],
             )
             # No theme row and nothing added: every keyword is already a default one.
             theme_name = theme.name if theme else analysis.DEFAULT_THEMES[slug][0]
@@ -317,7 +260,7 @@ def theme_delete(request, theme_id: int):
     is_default = theme.slug in analysis.DEFAULT_THEMES
     with transaction.atomic():
         theme.delete()
-        responses_reanalyze(organization)
+        services.responses_reanalyze(organization=organization)
     if is_default:
         messages.success(
             request,

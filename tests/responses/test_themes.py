@@ -6,7 +6,7 @@ from django.urls import reverse
 from django_scopes import scope, scopes_disabled
 
 from accounts import services as account_services
-from responses import views
+from responses import services
 from responses.analysis import DEFAULT_THEMES, responses_analyze
 from responses.models import Response, ResponseTheme, Theme
 from responses.services import responses_record
@@ -48,7 +48,7 @@ def enqueued(monkeypatch):
     """The (organization_id, response_ids) of every analysis the views enqueue."""
     calls = []
     monkeypatch.setattr(
-        views.tasks.analyze_responses,
+        services.analyze_responses,
         "delay_on_commit",
         lambda organization_id, ids: calls.append((organization_id, list(ids))),
     )
@@ -195,7 +195,7 @@ def test_it_deletes_only_by_post(as_alice, org_a):
 
 
 def test_it_enqueues_the_reanalysis_in_chunks(as_alice, org_a, comments, enqueued, monkeypatch):
-    monkeypatch.setattr(views, "REANALYZE_CHUNK", 2)
+    monkeypatch.setattr(services, "REANALYZE_CHUNK", 2)
 
     as_alice.post(THEMES, {"theme": "pricing", "keywords": "tco"})
 
