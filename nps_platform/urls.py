@@ -15,6 +15,7 @@ api_patterns = (
         path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
         path("", include("accounts.api_urls")),
         path("", include("responses.api_urls")),
+        path("", include("surveys.api_urls")),
     ],
     "api",
 )
@@ -90,6 +91,9 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("surveys/", include("surveys.urls")),
     path("api/v1/", include(api_patterns)),
+    path("", include("surveys.public_urls")),
+    # The ESP's tracking webhooks (bounces, complaints, opens), behind ANYMAIL_WEBHOOK_SECRET.
+    path("anymail/", include(("anymail.urls", "anymail"))),
     path("admin/", admin.site.urls),
 ]
 

@@ -89,6 +89,9 @@ MATRIX: dict[str, Entry] = {
     "api:schema": Entry("public", why="the OpenAPI schema holds no tenant data"),
     "api:docs": Entry("public", why="the API docs page holds no tenant data"),
     "admin:*": Entry("superuser"),
+    "anymail:*": Entry(
+        "public", why="ESP webhooks, authenticated by ANYMAIL_WEBHOOK_SECRET; tested in surveys"
+    ),
     # --- accounts ---
     "accounts:list": Entry("page"),
     "accounts:detail": Entry("object", kwargs={"account_id": "account"}),
@@ -134,8 +137,8 @@ def iter_route_names(patterns=None, namespace=""):
     for pattern in patterns:
         if isinstance(pattern, URLResolver):
             ns = pattern.namespace or ""
-            if ns == "admin":
-                yield "admin:*"
+            if ns in {"admin", "anymail"}:
+                yield f"{ns}:*"
                 continue
             full_ns = ":".join(part for part in (namespace, ns) if part)
             yield from iter_route_names(pattern.url_patterns, full_ns)
@@ -241,6 +244,8 @@ def _resolve(value, world):
 def _url(name, entry, world):
     if name == "admin:*":
         return reverse("admin:index")
+    if name == "anymail:*":
+        return reverse("anymail:postmark_tracking_webhook")
     return reverse(name, kwargs={k: _resolve(v, world) for k, v in entry.kwargs.items()})
 
 
