@@ -6,6 +6,7 @@ and prints email to the console.
 """
 
 import os
+import secrets
 from datetime import timedelta
 from pathlib import Path
 
@@ -194,6 +195,9 @@ ANYMAIL = {
     for key, value in os.environ.items()
     if key.startswith("ANYMAIL_")
 }
+# The ESP tracking webhooks (/anymail/<esp>/tracking/) need HTTP basic auth with this
+# "user:password". Until ANYMAIL_WEBHOOK_SECRET is set, a random one refuses every call.
+ANYMAIL.setdefault("WEBHOOK_SECRET", f"{secrets.token_urlsafe(12)}:{secrets.token_urlsafe(24)}")
 
 # --- People ----------------------------------------------------------------------------
 
