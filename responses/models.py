@@ -160,6 +160,9 @@ def webhook_secret() -> str:
 class WebhookEvent(models.TextChoices):
     RESPONSE_CREATED = "response.created", "A response arrives"
     RESPONSE_UPDATED = "response.updated", "A response changes"
+    FOLLOWUP_CREATED = "followup.created", "A follow-up opens"
+    FOLLOWUP_STATUS_CHANGED = "followup.status_changed", "A follow-up changes status"
+    FOLLOWUP_CLOSED = "followup.closed", "A follow-up closes"
 
 
 class WebhookEndpoint(models.Model):

@@ -1,0 +1,49 @@
+"""Follow-up events: `followup.created`, `followup.status_changed` and `followup.closed`.
+
+Each is sent as a Django signal (for apps that depend on this one) and, on commit, to the
+organization's outbound webhooks through the responses app's signed sender.
+"""
+
+from django.db import transaction
+from django.dispatch import Signal
+
+followup_event = Signal()  # kwargs: organization_id, followup_id, event
+
+
+def payload(followup) -> dict:
+    return {
+        "id": followup.pk,
+        "response_id": followup.response_id,
+        "account_id": followup.account_id,
+        "contact_id": followup.contact_id,
+        "playbook": followup.playbook,
+        "status": followup.status,
+        "priority": followup.priority,
+        "assignee": followup.assignee.email if followup.assignee_id else None,
+        "due_at": followup.due_at.isoformat() if followup.due_at else None,
+        "outcome": followup.outcome or None,
+        "closed_at": followup.closed_at.isoformat() if followup.closed_at else None,
+    }
+
+
+def emit(*, organization, followup, event: str) -> None:
+    data = payload(followup)
+    stamp = followup.updated_at.isoformat() if followup.updated_at else ""
+
+    def send():
+        from responses import webhooks
+
+        followup_event.send(
+            sender=followup.__class__,
+            organization_id=organization.pk,
+            followup_id=followup.pk,
+            event=event,
+        )
+        webhooks.event_emit(
+            organization=organization,
+            event_type=event,
+            key=f"{event}:{followup.pk}:{followup.status}:{stamp}",
+            data=data,
+        )
+
+    transaction.on_commit(send)

@@ -1,0 +1,542 @@
+"""Writes for follow-ups: opening one per response (idempotent), priority with its reasons,
+assignment, drafts, and working it to a close with an outcome."""
+
+from dataclasses import dataclass
+from datetime import timedelta
+from email.utils import formataddr, parseaddr
+
+from django.conf import settings as django_settings
+from django.core.exceptions import ValidationError
+from django.core.mail import EmailMessage
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Q
+from django.utils.timezone import now
+
+from accounts.models import OPEN_TICKET_STATUSES, Account, SupportTicket
+from accounts.selectors import accounts_matching
+from followups import drafts, events
+from followups.models import (
+    OPEN_STATUSES,
+    Activity,
+    ActivityKind,
+    AssignmentRule,
+    FollowUp,
+    FollowUpSettings,
+    MemberPause,
+    Outcome,
+    Playbook,
+    PlaybookTemplate,
+    Status,
+)
+from nps_platform.models import Membership, Organization, Role, User
+from responses.analysis import responses_analyze
+from responses.models import Category, Response
+
+# --- Rules: playbook, priority, assignment, due date ----------------------------------------
+
+
+def playbook_for(response: Response) -> str:
+    """Every group gets a playbook; an answer without a comment gets "ask why" first."""
+    if not response.has_comment:
+        return Playbook.ASK_WHY
+    return {
+        Category.DETRACTOR: Playbook.RECOVER,
+        Category.PASSIVE: Playbook.NUDGE,
+        Category.PROMOTER: Playbook.THANK,
+    }[response.category]
+
+
+@dataclass(frozen=True)
+class Priority:
+    score: int
+    reasons: list[dict]  # [{"reason": "Danger zone (0–3)", "points": 20}]
+
+
+def priority_for(*, organization: Organization, response: Response) -> Priority:
+    """0–100, higher first: heavy hitters and the danger zone go to the top. Each part is
+    kept as a reason so the queue can say why a follow-up ranks where it does."""
+    reasons = []
+
+    def add(points: int, reason: str):
+        if points:
+            reasons.append({"reason": reason, "points": points})
+
+    add(
+        {"detractor": 40, "passive": 15, "promoter": 5}[response.category],
+        response.get_category_display(),
+    )
+    if response.danger_zone:
+        add(20, "Danger zone (0–3)")
+    account = response.account
+    if account is not None and account.arr is not None:
+        accounts = Account.objects.filter(organization=organization, arr__isnull=False)
+        counts = accounts.aggregate(
+            total=Count("id"), below=Count("id", filter=Q(arr__lt=account.arr))
+        )
+        if counts["total"]:
+            percentile = counts["below"] / counts["total"]
+            points = round(20 * percentile)
+            add(points, f"ARR in the top {max(1, round(100 * (1 - percentile)))}% of accounts")
+    if response.contact_id:
+        previous = (
+            Response.objects.filter(organization=organization, contact_id=response.contact_id)
+            .exclude(pk=response.pk)
+            .filter(submitted_at__lt=response.submitted_at)
+            .order_by("-submitted_at")
+            .values_list("score", flat=True)
+            .first()
+        )
+        if previous is not None and previous - response.score >= 2:
+            add(
+                min(10, 2 * (previous - response.score)),
+                f"Score dropped from {previous} to {response.score}",
+            )
+    if account is not None:
+        open_tickets = SupportTicket.objects.filter(
+            organization=organization, account=account, status__in=OPEN_TICKET_STATUSES
+        ).count()
+        if open_tickets:
+            add(
+                min(10, 5 * open_tickets),
+                f"{open_tickets} open support ticket{'s' if open_tickets > 1 else ''}",
+            )
+        if account.renewal_date is not None:
+            days = (account.renewal_date - now().date()).days
+            if 0 <= days <= 90:
+                add(10, f"Renewal in {days} days")
+    if not response.has_comment:
+        add(5, "No comment: ask why")
+    return Priority(score=min(100, sum(r["points"] for r in reasons)), reasons=reasons)
+
+
+def settings_for(organization: Organization) -> FollowUpSettings:
+    found = FollowUpSettings.objects.filter(organization=organization).first()
+    if found is not None:
+        return found
+    try:
+        with transaction.atomic():
+            return FollowUpSettings.objects.create(organization=organization)
+    except IntegrityError:
+        return FollowUpSettings.objects.get(organization=organization)
+
+
+def sla_hours(organization: Organization, playbook: str) -> int:
+    template = PlaybookTemplate.objects.filter(organization=organization, playbook=playbook).first()
+    return template.sla_hours if template else drafts.DEFAULTS[playbook]["sla_hours"]
+
+
+def paused_user_ids(organization: Organization) -> set[int]:
+    today = now().date()
+    return set(
+        MemberPause.objects.filter(organization=organization)
+        .filter(Q(until__isnull=True) | Q(until__gte=today))
+        .values_list("user_id", flat=True)
+    )
+
+
+def assignee_for(*, organization: Organization, account: Account | None) -> User | None:
+    """The account owner; else the first assignment rule whose segment holds the account;
+    else the CS manager with the fewest open follow-ups. Paused people are skipped."""
+    paused = paused_user_ids(organization)
+    workers = {
+        m.user_id: m.user
+        for m in Membership.objects.filter(
+            organization=organization, role__in=[Role.CS_MANAGER, Role.ADMIN]
+        ).select_related("user")
+    }
+    if account is not None and account.owner_id in workers and account.owner_id not in paused:
+        return workers[account.owner_id]
+    if account is not None:
+        for rule in AssignmentRule.objects.filter(organization=organization).select_related(
+            "segment"
+        ):
+            if rule.assignee_id in paused or rule.assignee_id not in workers:
+                continue
+            if accounts_matching(organization, rule.segment.rules).filter(pk=account.pk).exists():
+                return workers[rule.assignee_id]
+    managers = [
+        m.user_id
+        for m in Membership.objects.filter(organization=organization, role=Role.CS_MANAGER)
+        if m.user_id not in paused
+    ]
+    if not managers:
+        return None
+    load = dict(
+        FollowUp.objects.filter(
+            organization=organization, status__in=OPEN_STATUSES, assignee_id__in=managers
+        )
+        .values_list("assignee_id")
+        .annotate(n=Count("id"))
+    )
+    chosen = min(sorted(managers), key=lambda user_id: load.get(user_id, 0))
+    return workers[chosen]
+
+
+# --- Opening ---------------------------------------------------------------------------------
+
+
+def _log(followup, kind, *, actor=None, message="", data=None) -> Activity:
+    return Activity.objects.create(
+        organization_id=followup.organization_id,
+        followup=followup,
+        kind=kind,
+        actor=actor,
+        message=message,
+        data=data or {},
+    )
+
+
+def _plan(organization, followup: FollowUp, response: Response) -> None:
+    followup.playbook = playbook_for(response)
+    priority = priority_for(organization=organization, response=response)
+    followup.priority, followup.priority_reasons = priority.score, priority.reasons
+    followup.due_at = response.submitted_at + timedelta(
+        hours=sla_hours(organization, followup.playbook)
+    )
+    if followup.due_at < now():
+        # An old answer (an import) is due now, not in the past.
+        followup.due_at = now() + timedelta(hours=sla_hours(organization, followup.playbook))
+    if not followup.draft_edited:
+        draft = drafts.provider.draft(
+            organization=organization,
+            playbook=followup.playbook,
+            response=response,
+            owner=followup.assignee,
+        )
+        followup.draft_subject, followup.draft_body = draft.subject[:300], draft.body
+
+
+def followup_open_for_response(*, organization: Organization, response_id: int) -> FollowUp | None:
+    """Opens the follow-up for a response, once: a retried or duplicated task finds the one
+    that exists. A response whose score changed re-plans an open follow-up."""
+    response = (
+        Response.objects.filter(organization=organization, pk=response_id)
+        .select_related("account", "contact")
+        .first()
+    )
+    if response is None:
+        return None
+    if response.has_comment and not response.analyzed_hash:
+        # The analysis task may not have run yet; the draft needs the themes now.
+        responses_analyze(organization=organization, response_ids=[response.pk])
+        response.refresh_from_db(fields=["themes", "sentiment", "analyzed_hash"])
+    existing = FollowUp.objects.filter(organization=organization, response=response).first()
+    if existing is not None:
+        if existing.is_open and (
+            existing.playbook != playbook_for(response)
+            or existing.priority_reasons
+            != priority_for(organization=organization, response=response).reasons
+        ):
+            before = existing.playbook
+            _plan(organization, existing, response)
+            existing.updated_at = now()
+            existing.save()
+            _log(
+                existing,
+                ActivityKind.REPLANNED,
+                message=f"Score now {response.score}: playbook {before} → {existing.playbook}.",
+            )
+        return existing
+    followup = FollowUp(
+        organization=organization,
+        response=response,
+        account=response.account,
+        contact=response.contact,
+    )
+    followup.assignee = assignee_for(organization=organization, account=response.account)
+    _plan(organization, followup, response)
+    try:
+        with transaction.atomic():
+            followup.save()
+            _log(
+                followup,
+                ActivityKind.CREATED,
+                message=f"Opened as {followup.get_playbook_display()}"
+                + (f", assigned to {followup.assignee.email}" if followup.assignee else ""),
+            )
+    except IntegrityError:
+        # The same response's task ran twice at once: the other one made it.
+        return FollowUp.objects.get(organization=organization, response=response)
+    events.emit(organization=organization, followup=followup, event="followup.created")
+    _maybe_auto_send(organization, followup)
+    return followup
+
+
+def _maybe_auto_send(organization, followup: FollowUp) -> None:
+    """Auto-send is only for promoter and passive thank-yous, and off by default."""
+    if followup.playbook not in {Playbook.THANK, Playbook.NUDGE}:
+        return
+    if not settings_for(organization).auto_send_thanks:
+        return
+    if followup.contact is None or not followup.contact.email or followup.contact.is_suppressed:
+        return
+    followup_send_email(
+        organization=organization,
+        followup=followup,
+        actor=None,
+        subject=followup.draft_subject,
+        body=followup.draft_body,
+        automatic=True,
+    )
+
+
+# --- Working a follow-up ---------------------------------------------------------------------
+
+
+class NotAllowed(ValidationError):
+    pass
+
+
+def followup_send_email(
+    *,
+    organization: Organization,
+    followup: FollowUp,
+    actor: User | None,
+    subject: str,
+    body: str,
+    automatic: bool = False,
+) -> Activity:
+    """Sends the (edited) draft to the contact from the assignee, threaded, and logs it.
+    A detractor's follow-up is never sent automatically: a person sends it."""
+    if automatic and followup.response.category == Category.DETRACTOR:
+        raise NotAllowed("A detractor never gets an automated email: a person sends it.")
+    if automatic and actor is not None:
+        raise NotAllowed("Automatic sends have no actor.")
+    if not automatic and actor is None:
+        raise NotAllowed("A person must send this email.")
+    contact = followup.contact
+    if contact is None or not contact.email:
+        raise ValidationError({"to": "This contact has no email address; log a call instead."})
+    subject, body = subject.strip(), body.strip()
+    if not subject or not body:
+        raise ValidationError({"body": "Write a subject and a message before sending."})
+    sender = followup.assignee or actor
+    from_name = (sender.name or sender.email) if sender else organization.name
+    message_id = f"<followup-{followup.pk}@nps-loop>"
+    message = EmailMessage(
+        subject=subject,
+        body=body,
+        to=[contact.email],
+        reply_to=[sender.email] if sender else None,
+        headers={
+            "Message-ID": message_id
+            if not followup.first_contact_at
+            else f"<followup-{followup.pk}-{int(now().timestamp())}@nps-loop>",
+            "In-Reply-To": message_id,
+            "References": message_id,
+        },
+    )
+    _, address = parseaddr(django_settings.DEFAULT_FROM_EMAIL)
+    message.from_email = formataddr((f"{from_name} at {organization.name}", address))
+    message.send()
+    moment = now()
+    with transaction.atomic():
+        changes = {"updated_at": moment}
+        if followup.first_contact_at is None:
+            changes["first_contact_at"] = moment
+        if followup.status == Status.NEW:
+            changes["status"] = Status.WAITING
+        if not automatic and (
+            subject != followup.draft_subject or body != followup.draft_body.strip()
+        ):
+            changes.update(draft_subject=subject, draft_body=body, draft_edited=True)
+        FollowUp.objects.filter(pk=followup.pk).update(**changes)
+        for key, value in changes.items():
+            setattr(followup, key, value)
+        activity = _log(
+            followup,
+            ActivityKind.EMAIL,
+            actor=actor,
+            message=f"Emailed {contact.email}: {subject}",
+            data={"to": contact.email, "subject": subject, "body": body, "automatic": automatic},
+        )
+    if "status" in changes:
+        events.emit(organization=organization, followup=followup, event="followup.status_changed")
+    return activity
+
+
+def followup_log(
+    *, organization: Organization, followup: FollowUp, actor: User, kind: str, message: str
+) -> Activity:
+    """A note or a logged call. A call counts as first contact."""
+    if kind not in {ActivityKind.NOTE, ActivityKind.CALL}:
+        raise ValidationError({"kind": "Log a note or a call."})
+    message = message.strip()
+    if not message:
+        raise ValidationError({"message": "Write what happened."})
+    with transaction.atomic():
+        if kind == ActivityKind.CALL and followup.first_contact_at is None:
+            followup.first_contact_at = now()
+            followup.save(update_fields=["first_contact_at"])
+        return _log(followup, kind, actor=actor, message=message[:5000])
+
+
+def followup_change_status(
+    *, organization: Organization, followup: FollowUp, actor: User | None, status: str
+) -> FollowUp:
+    if status == Status.CLOSED:
+        raise ValidationError({"status": "Close with an outcome (followup_close)."})
+    if status not in Status.values:
+        raise ValidationError({"status": f"Unknown status “{status}”."})
+    if status == followup.status:
+        return followup
+    before = followup.get_status_display()
+    followup.status = status
+    if status != Status.CLOSED:
+        followup.closed_at, followup.outcome = None, ""
+    followup.updated_at = now()
+    with transaction.atomic():
+        followup.save(update_fields=["status", "closed_at", "outcome", "updated_at"])
+        _log(
+            followup,
+            ActivityKind.STATUS,
+            actor=actor,
+            message=f"{before} → {followup.get_status_display()}",
+        )
+    events.emit(organization=organization, followup=followup, event="followup.status_changed")
+    return followup
+
+
+def followup_close(
+    *,
+    organization: Organization,
+    followup: FollowUp,
+    actor: User | None,
+    outcome: str,
+    notes: str = "",
+) -> FollowUp:
+    """Closing requires an outcome."""
+    if not outcome:
+        raise ValidationError({"outcome": "Choose an outcome to close the follow-up."})
+    if outcome not in Outcome.values:
+        raise ValidationError({"outcome": f"Unknown outcome “{outcome}”."})
+    moment = now()
+    followup.status, followup.outcome = Status.CLOSED, outcome
+    followup.closing_notes = notes.strip()
+    followup.closed_at, followup.updated_at = moment, moment
+    with transaction.atomic():
+        followup.save(
+            update_fields=["status", "outcome", "closing_notes", "closed_at", "updated_at"]
+        )
+        _log(
+            followup,
+            ActivityKind.CLOSED,
+            actor=actor,
+            message=f"Closed: {followup.get_outcome_display()}"
+            + (f" — {followup.closing_notes}" if followup.closing_notes else ""),
+        )
+    events.emit(organization=organization, followup=followup, event="followup.closed")
+    return followup
+
+
+def followup_assign(
+    *, organization: Organization, followup: FollowUp, actor: User | None, assignee: User | None
+) -> FollowUp:
+    if (
+        assignee is not None
+        and not Membership.objects.filter(
+            organization=organization, user=assignee, role__in=[Role.CS_MANAGER, Role.ADMIN]
+        ).exists()
+    ):
+        raise ValidationError(
+            {"assignee": "Assign to a CS manager or an admin of this organization."}
+        )
+    if assignee == followup.assignee:
+        return followup
+    followup.assignee = assignee
+    followup.updated_at = now()
+    with transaction.atomic():
+        followup.save(update_fields=["assignee", "updated_at"])
+        _log(
+            followup,
+            ActivityKind.ASSIGNED,
+            actor=actor,
+            message=f"Assigned to {assignee.email}" if assignee else "Unassigned",
+        )
+    return followup
+
+
+def followup_save_draft(
+    *, organization: Organization, followup: FollowUp, actor: User, subject: str, body: str
+) -> FollowUp:
+    followup.draft_subject, followup.draft_body = subject.strip()[:300], body
+    followup.draft_edited = True
+    followup.updated_at = now()
+    with transaction.atomic():
+        followup.save(update_fields=["draft_subject", "draft_body", "draft_edited", "updated_at"])
+        _log(followup, ActivityKind.DRAFT, actor=actor, message="Draft edited")
+    return followup
+
+
+def followups_escalate_overdue(*, organization: Organization) -> list[int]:
+    """Follow-ups overdue by more than the org's limit escalate to the admins, once each."""
+    limit = timedelta(hours=settings_for(organization).escalate_after_hours)
+    due = list(
+        FollowUp.objects.filter(
+            organization=organization,
+            status__in=OPEN_STATUSES,
+            escalated_at__isnull=True,
+            due_at__lt=now() - limit,
+        ).select_related("account", "assignee")[:500]
+    )
+    escalated = []
+    for followup in due:
+        claimed = FollowUp.objects.filter(pk=followup.pk, escalated_at__isnull=True).update(
+            escalated_at=now()
+        )
+        if claimed:
+            escalated.append(followup)
+            _log(followup, ActivityKind.ESCALATED, message="Overdue: escalated to the admins")
+    if escalated:
+        admins = list(
+            Membership.objects.filter(organization=organization, role=Role.ADMIN).values_list(
+                "user__email", flat=True
+            )
+        )
+        lines = [
+            f"- {f.account.name if f.account else 'No account'}: {f.get_playbook_display()}, "
+            f"due {f.due_at:%Y-%m-%d %H:%M}, owner {f.assignee.email if f.assignee else 'nobody'}"
+            for f in escalated
+        ]
+        if admins:
+            EmailMessage(
+                subject=f"{len(escalated)} overdue follow-up(s) escalated",
+                body="These follow-ups are overdue beyond the escalation limit:\n\n"
+                + "\n".join(lines),
+                to=admins,
+            ).send()
+    return [f.pk for f in escalated]
+
+
+def digests_send(*, organization: Organization) -> int:
+    """Each CS manager's daily digest of due and overdue work. Returns emails sent."""
+    soon = now() + timedelta(days=1)
+    sent = 0
+    for membership in Membership.objects.filter(
+        organization=organization, role__in=[Role.CS_MANAGER, Role.ADMIN]
+    ).select_related("user"):
+        work = list(
+            FollowUp.objects.filter(
+                organization=organization,
+                assignee=membership.user,
+                status__in=OPEN_STATUSES,
+                due_at__lte=soon,
+            )
+            .select_related("account")
+            .order_by("due_at")[:50]
+        )
+        if not work:
+            continue
+        overdue = [f for f in work if f.due_at < now()]
+        lines = [
+            f"- {'OVERDUE ' if f in overdue else ''}{f.account.name if f.account else 'No account'}"
+            f" — {f.get_playbook_display()}, due {f.due_at:%Y-%m-%d %H:%M}"
+            for f in work
+        ]
+        EmailMessage(
+            subject=f"Your follow-ups today: {len(work)} due, {len(overdue)} overdue",
+            body="\n".join(lines),
+            to=[membership.user.email],
+        ).send()
+        sent += 1
+    return sent
