@@ -256,3 +256,28 @@ def test_it_sends_the_edited_draft_from_the_assignee_and_logs_it(org, bob):
     assert followup.status == "waiting"
     assert followup.draft_edited
     assert Activity.objects.filter(followup=followup, kind="email").exists()
+
+
+def test_it_sends_followup_events_to_webhooks(org, bob, django_capture_on_commit_callbacks):
+    from responses.models import WebhookDelivery, WebhookEndpoint
+
+    WebhookEndpoint.objects.create(
+        organization=org,
+        url="https://hooks.example.com/nps",
+        events=["followup.created", "followup.status_changed", "followup.closed"],
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        followup = answer(org, "mo@mid.example", 4, "Hmm")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.followup_change_status(
+            organization=org, followup=followup, actor=bob, status="in_progress"
+        )
+    with django_capture_on_commit_callbacks(execute=True):
+        services.followup_close(organization=org, followup=followup, actor=bob, outcome="resolved")
+    deliveries = WebhookDelivery.objects.order_by("pk")
+    assert [d.event_type for d in deliveries] == [
+        "followup.created",
+        "followup.status_changed",
+        "followup.closed",
+    ]
+    assert deliveries.last().payload["data"]["outcome"] == "resolved"
