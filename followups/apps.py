@@ -6,7 +6,10 @@ class FollowupsConfig(AppConfig):
 
     def ready(self):
         from followups import tasks
+        from nps_platform.settings_tabs import register_settings_tab
         from responses import events
+
+        register_settings_tab("playbooks", "Playbooks & assignment", "followup_settings:playbooks")
 
         def open_on_record(sender, organization_id, created_ids, updated_ids, **kwargs):
             # Sent on commit: only enqueue. The task is idempotent per response.

@@ -16,6 +16,7 @@ api_patterns = (
         path("", include("accounts.api_urls")),
         path("", include("responses.api_urls")),
         path("", include("surveys.api_urls")),
+        path("", include("followups.api_urls")),
     ],
     "api",
 )
@@ -85,6 +86,7 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("settings/", include(settings_patterns)),
     path("settings/", include("responses.settings_urls")),
+    path("settings/", include("followups.settings_urls")),
     path("queue/", include("followups.urls")),
     path("dashboard/", include("insights.urls")),
     path("responses/", include("responses.urls")),
