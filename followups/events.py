@@ -6,6 +6,7 @@ organization's outbound webhooks through the responses app's signed sender.
 
 from django.db import transaction
 from django.dispatch import Signal
+from django_scopes import scope
 
 followup_event = Signal()  # kwargs: organization_id, followup_id, event
 
@@ -33,6 +34,11 @@ def emit(*, organization, followup, event: str) -> None:
     def send():
         from responses import webhooks
 
+        # On commit the request's scope may be gone (a task, a public page): enter ours.
+        with scope(organization=organization):
+            _send(webhooks)
+
+    def _send(webhooks):
         followup_event.send(
             sender=followup.__class__,
             organization_id=organization.pk,
