@@ -16,6 +16,8 @@ from accounts.models import Account, Contact, ErasureRecord, Segment, SupportTic
 from nps_platform import services
 from nps_platform.models import ApiKey, Membership, TeammateInvitation
 from responses.models import Response, SlackAlert, Theme, WebhookDelivery, WebhookEndpoint
+from surveys.models import Invitation, Programme, Survey
+from surveys.tokens import UNSUBSCRIBE_SALT, invitation_token
 from tests.accounts.factories import (
     AccountFactory,
     ContactFactory,
@@ -24,6 +26,7 @@ from tests.accounts.factories import (
     UsageSnapshotFactory,
 )
 from tests.factories import TeammateInvitationFactory
+from tests.surveys.factories import InvitationFactory, ProgrammeFactory, SurveyFactory
 
 
 @dataclass(frozen=True)
@@ -129,10 +132,41 @@ MATRIX: dict[str, Entry] = {
     "response_settings:slack": Entry("page"),
     "response_settings:themes": Entry("page"),
     "response_settings:theme_delete": Entry("object", method="post", kwargs={"theme_id": "theme"}),
+    # --- surveys ---
+    "surveys:list": Entry("page"),
+    "surveys:survey_create": Entry("page"),
+    "surveys:survey_edit": Entry("object", kwargs={"survey_id": "survey"}),
+    "surveys:survey_preview": Entry("object", method="post", kwargs={"survey_id": "survey"}),
+    "surveys:programme_create": Entry("page"),
+    "surveys:programme_edit": Entry("object", kwargs={"programme_id": "programme"}),
+    "surveys:send_log": Entry("page"),
+    "surveys:settings": Entry("page"),
+    "surveys:in_app_install": Entry("page"),
+    "public:respond": Entry(
+        "public",
+        method="post",
+        kwargs={"token": "forged_survey_token"},
+        data={"score": "literal:9"},
+        expect=frozenset({400}),
+        why="the signed token is the credential; a forged one records nothing",
+    ),
+    "public:unsubscribe": Entry(
+        "public",
+        method="post",
+        kwargs={"token": "forged_unsubscribe_token"},
+        expect=frozenset({400}),
+    ),
+    "public:share": Entry(
+        "public",
+        method="post",
+        kwargs={"public_id": "literal:no-such-survey"},
+        data={"score": "literal:9"},
+        expect=frozenset({404}),
+        why="a survey's share page is public by design; an unknown id answers 404",
+    ),
     # --- the domain apps still to come ---
     "followups:queue": Entry("page"),
     "insights:dashboard": Entry("page"),
-    "surveys:list": Entry("page"),
 }
 
 
@@ -201,7 +235,17 @@ def org_a_world(org_a, alice, bob, carol, api_key_a):
         SlackAlert.objects.create(
             organization=org_a, webhook_url="https://hooks.slack.com/services/SECRET/A"
         )
+    survey = SurveyFactory(organization=org_a, name="Secret survey")
+    programme = ProgrammeFactory(organization=org_a, survey=survey, name="Secret programme")
+    invitation = InvitationFactory(
+        organization=org_a, survey=survey, programme=programme, contact=contact
+    )
     return {
+        "survey": survey.pk,
+        "programme": programme.pk,
+        "forged_survey_token": invitation_token(invitation)[:-4] + "AAAA",
+        "forged_unsubscribe_token": invitation_token(invitation, salt=UNSUBSCRIBE_SALT)[:-4]
+        + "AAAA",
         "response": response.pk,
         "theme": theme.pk,
         "endpoint": endpoint.pk,
@@ -235,6 +279,8 @@ def org_a_world(org_a, alice, bob, carol, api_key_a):
             "hooks.secret-a.example",
             endpoint.secret,
             "services/SECRET/A",
+            "Secret survey",
+            "Secret programme",
         ],
     }
 
@@ -291,6 +337,12 @@ def _snapshot(org_a):
                     "pk", "status", "attempts"
                 )
             ),
+            sorted(Invitation.objects.filter(organization=org_a).values_list("pk", "state")),
+            sorted(
+                Contact.objects.filter(organization=org_a).values_list("pk", "suppressed_reason")
+            ),
+            [Survey.objects.filter(organization=org_a).count()],
+            [Programme.objects.filter(organization=org_a).count()],
         )
 
 
