@@ -1,10 +1,143 @@
-"""CSV import pages (stub: to be written)."""
+"""CSV import pages: upload, map the columns, watch the progress, download the rejects.
 
-from django.http import HttpResponse
+Admins only ("imports" area). The work itself is in accounts/imports.py; the rows are
+imported by the accounts.run_import task.
+"""
+
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import FileResponse, Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods
+
+from accounts import imports, selectors
+from accounts.models import ImportKind, ImportStatus
+from nps_platform.access import member_required
+from nps_platform.roles import can
+
+RECENT_IMPORTS = 50
 
 
+def _tabs(request) -> dict:
+    """The accounts section's tabs (accounts/_tabs.html), with Imports current."""
+    return {
+        "tab": "imports",
+        "can_segments": can(request.membership.role, "segments"),
+        "can_import": True,
+    }
+
+
+class ImportUploadForm(forms.Form):
+    kind = forms.ChoiceField(
+        label="The file holds",
+        choices=[(value, label) for value, label in ImportKind.choices],
+        initial=ImportKind.ACCOUNTS,
+    )
+    file = forms.FileField(
+        label="CSV file",
+        widget=forms.ClearableFileInput(attrs={"accept": ".csv,text/csv"}),
+        error_messages={
+            "required": "Choose a CSV file to upload.",
+            "empty": "The file is empty.",
+            "invalid": "Choose a CSV file to upload.",
+        },
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields[
+            "file"
+        ].help_text = (
+            f"A .csv file with a header row, UTF-8, at most {settings.IMPORT_MAX_UPLOAD_MB} MB."
+        )
+
+
+@require_http_methods(["GET", "POST"])
+@member_required("imports")
 def import_list(request):
-    return HttpResponse("todo")
+    form = ImportUploadForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            job = imports.import_create(
+                organization=request.organization,
+                kind=form.cleaned_data["kind"],
+                upload=form.cleaned_data["file"],
+                created_by=request.user,
+            )
+        except ValidationError as exc:
+            form.add_error("file", exc)
+        else:
+            messages.success(request, f"“{job.original_name}” is uploaded: map its columns.")
+            return redirect("accounts:import_detail", import_id=job.pk)
+    context = {
+        **_tabs(request),
+        "form": form,
+        "jobs": list(selectors.imports_of(request.organization)[:RECENT_IMPORTS]),
+        "kinds_help": [(label, imports.fields_help(value)) for value, label in ImportKind.choices],
+    }
+    return render(request, "accounts/import_list.html", context)
 
 
-import_detail = import_progress = import_errors = import_list
+@require_http_methods(["GET", "POST"])
+@member_required("imports")
+def import_detail(request, import_id: int):
+    job = selectors.get_import_for(request.organization, import_id)
+    errors: list[str] = []
+    chosen = job.mapping
+    if request.method == "POST":
+        if job.status != ImportStatus.UPLOADED:
+            messages.info(request, "This import has started already.")
+            return redirect("accounts:import_detail", import_id=job.pk)
+        chosen = {
+            header: request.POST.get(f"map-{position}", "")
+            for position, header in enumerate(job.headers)
+        }
+        try:
+            imports.import_start(organization=request.organization, job=job, mapping=chosen)
+        except ValidationError as exc:
+            errors = exc.messages
+        else:
+            return redirect("accounts:import_detail", import_id=job.pk)
+    context = {**_tabs(request), "job": job, "mapping_errors": errors}
+    if job.status == ImportStatus.UPLOADED:
+        try:
+            preview = imports.preview_of(job)
+        except (ValidationError, OSError, ValueError):  # unreadable, gone, or never stored
+            preview = None
+        context["preview"] = preview
+        context["columns"] = [
+            {
+                "position": position,
+                "header": header,
+                "samples": preview.samples.get(header, []) if preview else [],
+                "choices": imports.target_choices(job.kind, header),
+                "selected": chosen.get(header, ""),
+            }
+            for position, header in enumerate(job.headers)
+        ]
+    return render(request, "accounts/import_detail.html", context)
+
+
+@require_GET
+@member_required("imports")
+def import_progress(request, import_id: int):
+    job = selectors.get_import_for(request.organization, import_id)
+    return render(request, "accounts/import_progress.html", {"job": job})
+
+
+@require_GET
+@member_required("imports")
+def import_errors(request, import_id: int):
+    job = selectors.get_import_for(request.organization, import_id)
+    if not job.error_report:
+        raise Http404("This import has no error report.")
+    try:
+        handle = job.error_report.open("rb")
+    except FileNotFoundError:
+        raise Http404("The error report is no longer available.") from None
+    stem = job.original_name.rsplit(".", 1)[0] or "import"
+    return FileResponse(
+        handle, as_attachment=True, filename=f"{stem}-errors.csv", content_type="text/csv"
+    )

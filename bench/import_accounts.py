@@ -1,0 +1,235 @@
+"""Throughput of the CSV importer: 100,000 contacts through the same service the
+accounts.run_import task calls, compared with PostgreSQL's COPY of the same file.
+
+Runs in-process against a throwaway database (SQLite in memory unless DATABASE_URL is
+set), with its own scratch media directory. Prints figures only.
+
+    export DATABASE_URL=postgres://postgres@127.0.0.1:5432/nps_dev
+    .venv/bin/python bench/import_accounts.py
+    .venv/bin/python bench/import_accounts.py --rows 20000 --profile new
+"""
+
+import argparse
+import cProfile
+import csv
+import os
+import pstats
+import random
+import sys
+import tempfile
+import time
+import unicodedata
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "nps_platform.settings")
+if not os.environ.get("DATABASE_URL"):
+    os.environ["DATABASE_URL"] = "sqlite://:memory:"
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.test.utils import override_settings, setup_test_environment  # noqa: E402
+from django_scopes import scope, scopes_disabled  # noqa: E402
+
+from accounts import imports, services  # noqa: E402
+from accounts.models import Contact, ImportJob, ImportStatus  # noqa: E402
+from nps_platform import services as platform_services  # noqa: E402
+
+ACCOUNTS = 300
+HEADERS = ["Email Address", "Full Name", "Job Title", "Account ID", "Language", "Time Zone",
+           "Phone"]  # fmt: skip
+FIRST = ["Ann", "Ben", "Chloe", "Dev", "Eva", "Farid", "Gia", "Hugo", "Ines", "Jon", "Kira",
+         "Liam", "Mia", "Noah", "Omar", "Pia", "Ravi", "Sara", "Tom", "Uma", "Vera", "Will",
+         "Yuki", "Zoe", "José", "Zoë", "Łukasz", "Søren"]  # fmt: skip
+LAST = ["Adams", "Berg", "Chen", "Diaz", "Eze", "Fox", "Garcia", "Haas", "Ito", "Jensen",
+        "Khan", "Lopez", "Moreau", "Novak", "Okafor", "Park", "Quinn", "Rossi", "Silva",
+        "Tanaka", "Umar", "Vogel", "Weber", "Young", "Müller", "O'Brien"]  # fmt: skip
+TITLES = ["CEO", "CTO", "Head of Operations", "Product Manager", "Engineer", "Analyst", "CFO",
+          "VP Customer Success", "IT Administrator", ""]  # fmt: skip
+LOCALES = ["en", "en", "en-GB", "de-DE", "fr", "es", "pt-BR", "ja", ""]
+TIMEZONES = ["America/New_York", "America/Chicago", "Europe/London", "Europe/Berlin",
+             "Asia/Tokyo", "Australia/Sydney", ""]  # fmt: skip
+
+
+def write_csv(path: Path, rows: int, account_ids: list[str]) -> None:
+    rng = random.Random(7)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(HEADERS)
+        for n in range(rows):
+            first, last = rng.choice(FIRST), rng.choice(LAST)
+            account = rng.choice(account_ids) if rng.random() < 0.8 else ""
+            domain = f"{account}.example.com" if account else "mail.example.org"
+            local = unicodedata.normalize("NFKD", f"{first}.{last}.{n}").encode("ascii", "ignore")
+            email = f"{local.decode().lower().replace(chr(39), '')}@{domain}"
+            if rng.random() < 0.002:  # a few typos, rejected into the error report
+                email = email.replace("@", " at ")
+            writer.writerow(
+                [
+                    email,
+                    f"{first} {last}",
+                    rng.choice(TITLES),
+                    account,
+                    rng.choice(LOCALES),
+                    rng.choice(TIMEZONES),
+                    f"+1 555 {n:07d}" if rng.random() < 0.5 else "",
+                ]
+            )
+
+
+def backend_cpu() -> float | None:
+    """CPU seconds the PostgreSQL backend serving this connection has used (Linux, local)."""
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_importer(organization, user, name: str, profile: bool):
+    """(wall seconds, (Python CPU seconds, of which in this thread), PostgreSQL CPU seconds
+    or None, the job). The rest of the Python CPU is the reader thread's (parse, clean)."""
+    with scope(organization=organization):
+        job = ImportJob.objects.create(
+            organization=organization,
+            kind="contacts",
+            original_name="contacts.csv",
+            headers=HEADERS,
+            mapping=imports.auto_mapping("contacts", HEADERS),
+            status=ImportStatus.QUEUED,
+            created_by=user,
+        )
+        job.file.name = name
+        job.save(update_fields=["file"])
+        profiler = cProfile.Profile(time.thread_time) if profile else None  # CPU, this thread
+        database = backend_cpu()
+        start, cpu, main_cpu = time.perf_counter(), time.process_time(), time.thread_time()
+        if profiler:
+            profiler.enable()
+        job = imports.import_run(organization_id=organization.pk, import_id=job.pk)
+        if profiler:
+            profiler.disable()
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+        main_cpu = time.thread_time() - main_cpu
+        if database is not None:
+            database = backend_cpu() - database
+        if profiler:
+            pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+    return elapsed, (cpu, main_cpu), database, job
+
+
+def report_line(label: str, rows: int, elapsed: float, cpu, database) -> None:
+    database = f"{database:5.2f} s" if database is not None else "    —  "
+    print(f"{label:<28} {elapsed:6.2f} s {rows / elapsed:9,.0f} rows/s   "
+          f"Python CPU {cpu[0]:5.2f} s (main thread {cpu[1]:5.2f} s)   "
+          f"PostgreSQL CPU {database}")  # fmt: skip
+
+
+def run_copy(path: Path) -> float:
+    columns = ["email", "name", "title", "account_external_id", "locale", "timezone", "phone"]
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS bench_contacts_copy")
+        cursor.execute(
+            "CREATE TABLE bench_contacts_copy (" + ", ".join(f"{c} text" for c in columns) + ")"
+        )
+        start = time.perf_counter()
+        with (
+            path.open("rb") as handle,
+            cursor.cursor.copy(
+                f"COPY bench_contacts_copy ({', '.join(columns)}) FROM STDIN "
+                "WITH (FORMAT csv, HEADER true)"
+            ) as copy,
+        ):
+            while block := handle.read(1024 * 1024):
+                copy.write(block)
+        elapsed = time.perf_counter() - start
+        cursor.execute("SELECT count(*) FROM bench_contacts_copy")
+        copied = cursor.fetchone()[0]
+        cursor.execute("DROP TABLE bench_contacts_copy")
+    assert copied > 0
+    return elapsed
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--profile", choices=["new", "again"], help="cProfile one of the runs")
+    args = parser.parse_args()
+
+    setup_test_environment(debug=False)  # as a worker runs: no query log kept
+    database_name = connection.settings_dict["NAME"]
+    # A database of its own: never the test database a test run may be using right now.
+    connection.settings_dict["TEST"]["NAME"] = f"bench_import_{os.getpid()}"
+    connection.creation.create_test_db(verbosity=0, autoclobber=True)
+    call_command("migrate", verbosity=0)
+    media = tempfile.TemporaryDirectory(prefix="nps-bench-media-")
+    with override_settings(MEDIA_ROOT=media.name), media:
+        with scopes_disabled():
+            organization = platform_services.organization_create(name="Bench Co", slug="bench")
+        from nps_platform.models import Role, User
+
+        with scopes_disabled():
+            user = User.objects.create_user(email="admin@bench.test", password="x" * 12)
+            platform_services.membership_add(organization=organization, user=user, role=Role.ADMIN)
+        account_ids = [f"acc-{n:04d}" for n in range(ACCOUNTS)]
+        with scope(organization=organization):
+            services.records_upsert(
+                organization=organization,
+                kind="accounts",
+                items=[{"external_id": a, "name": f"Customer {a}"} for a in account_ids],
+            )
+        path = Path(media.name) / "imports" / "contacts.csv"
+        path.parent.mkdir(parents=True)
+        write_csv(path, args.rows, account_ids)
+        size_mb = path.stat().st_size / 1024 / 1024
+
+        load = os.getloadavg()[0]
+        print(
+            f"database: {connection.vendor}; {args.rows:,} contacts, {size_mb:.1f} MB of CSV; "
+            f"load average {load:.1f} on {os.cpu_count()} CPUs"
+        )
+        first, cpu, database, job = run_importer(
+            organization, user, "imports/contacts.csv", args.profile == "new"
+        )
+        report_line("importer, new contacts", args.rows, first, cpu, database)
+        print(
+            f"    {job.created_count:,} created, {job.updated_count:,} updated, "
+            f"{job.error_count:,} rejected, status {job.status}"
+        )
+        if job.error_report:
+            with job.error_report.open("r") as report:
+                print("    rejected, e.g.:", report.readlines()[1].strip()[:110])
+        again, cpu, database, job = run_importer(
+            organization, user, "imports/contacts.csv", args.profile == "again"
+        )
+        report_line("importer, same file again", args.rows, again, cpu, database)
+        print(
+            f"    {job.created_count:,} created, {job.updated_count:,} updated, "
+            f"{job.error_count:,} rejected, status {job.status}"
+        )
+        with scope(organization=organization):
+            assert Contact.objects.count() == job.updated_count
+        if connection.vendor == "postgresql":
+            copy = run_copy(path)
+            print(f"{'COPY into a text table':<28} {copy:6.2f} s {args.rows / copy:9,.0f} rows/s")
+            print(
+                f"importer / COPY: the importer runs at {copy / first:.1%} of COPY's speed "
+                f"(new contacts), {copy / again:.1%} (same file again)"
+            )
+        else:
+            print("COPY needs PostgreSQL: set DATABASE_URL=postgres://… to compare with it.")
+    connection.creation.destroy_test_db(database_name, verbosity=0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,674 @@
+"""CSV imports: upload checks, the column mapping, the import task and its error report,
+progress polling, idempotency, and who may see what."""
+
+import csv
+import io
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils.timezone import now
+from django_scopes import scope, scopes_disabled
+
+from accounts import imports, services
+from accounts.models import Account, Contact, ImportJob, ImportStatus, SupportTicket
+from accounts.tasks import run_import
+from tests.accounts.factories import AccountFactory
+from tests.conftest import client_for
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _media_in_tmp(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
+def csv_bytes(rows: list[list[str]]) -> bytes:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    return out.getvalue().encode()
+
+
+def upload(client, content: bytes, *, kind="accounts", name="data.csv", content_type="text/csv"):
+    file = SimpleUploadedFile(name, content, content_type=content_type)
+    return client.post(reverse("accounts:imports"), {"kind": kind, "file": file})
+
+
+def the_job(org) -> ImportJob:
+    with scopes_disabled():
+        return ImportJob.objects.filter(organization=org).latest("created_at")
+
+
+def start(client, job, django_capture_on_commit_callbacks, choices=None):
+    """Posts the mapping form as shown, with `choices` (header → target) changed."""
+    choices = {**job.mapping, **(choices or {})}
+    data = {f"map-{n}": choices.get(header, "") for n, header in enumerate(job.headers)}
+    with django_capture_on_commit_callbacks(execute=True):
+        return client.post(reverse("accounts:import_detail", args=[job.pk]), data)
+
+
+def do_import(client, org, content, capture, *, kind="accounts", choices=None) -> ImportJob:
+    response = upload(client, content, kind=kind)
+    assert response.status_code == 302, response.content.decode()
+    job = the_job(org)
+    response = start(client, job, capture, choices)
+    assert response.status_code == 302, response.content.decode()
+    job.refresh_from_db()
+    return job
+
+
+def error_rows(client, job) -> list[dict]:
+    response = client.get(reverse("accounts:import_errors", args=[job.pk]))
+    assert response.status_code == 200
+    assert response["Content-Disposition"].startswith("attachment")
+    text = b"".join(response.streaming_content).decode("utf-8")
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def make_job(org, user=None, **kwargs) -> ImportJob:
+    values = {
+        "organization": org,
+        "kind": "accounts",
+        "original_name": "old.csv",
+        "headers": ["id"],
+        "mapping": {"id": "external_id"},
+        "status": ImportStatus.DONE,
+        "created_by": user,
+    }
+    with scopes_disabled():
+        return ImportJob.objects.create(**(values | kwargs))
+
+
+# --- Auto-mapping ----------------------------------------------------------------------------
+
+
+def test_it_maps_realistic_headers_automatically():
+    accounts = imports.auto_mapping(
+        "accounts",
+        [
+            "Customer ID",
+            "Company",
+            " Website ",
+            "Plan",
+            "ARR",
+            "Account Owner",
+            "Customer Since",
+            "Renewal Date",
+            "Health",
+            "Lifecycle",
+            "Region",
+            "properties.Tier",
+        ],
+    )
+    assert accounts == {
+        "Customer ID": "external_id",
+        "Company": "name",
+        " Website ": "domain",
+        "Plan": "plan",
+        "ARR": "arr",
+        "Account Owner": "owner_email",
+        "Customer Since": "signed_up_on",
+        "Renewal Date": "renewal_date",
+        "Health": "health_score",
+        "Lifecycle": "lifecycle_stage",
+        "Region": "",
+        "properties.Tier": "properties.tier",
+    }
+    contacts = imports.auto_mapping(
+        "contacts",
+        ["E-mail", "Full Name", "Job.Title", "Account External ID", "Language", "TZ", "Phone"],
+    )
+    assert contacts == {
+        "E-mail": "email",
+        "Full Name": "name",
+        "Job.Title": "title",
+        "Account External ID": "account_external_id",
+        "Language": "locale",
+        "TZ": "timezone",
+        "Phone": "phone",
+    }
+    tickets = imports.auto_mapping(
+        "tickets",
+        [
+            "Ticket ID",
+            "Account ID",
+            "Requester Email",
+            "Subject",
+            "Created At",
+            "Solved At",
+            "Link",
+        ],
+    )
+    assert tickets == {
+        "Ticket ID": "external_id",
+        "Account ID": "account_external_id",
+        "Requester Email": "contact_email",
+        "Subject": "subject",
+        "Created At": "opened_at",
+        "Solved At": "closed_at",
+        "Link": "url",
+    }
+
+
+def test_it_never_maps_one_field_twice_and_prefers_the_exact_name():
+    mapping = imports.auto_mapping("accounts", ["ID", "External ID", "Account", "Name"])
+    assert mapping == {"ID": "", "External ID": "external_id", "Account": "", "Name": "name"}
+
+
+# --- Uploading -------------------------------------------------------------------------------
+
+
+def test_it_creates_a_job_with_headers_and_mapping_on_upload(as_alice, org_a, alice):
+    response = upload(as_alice, b"Customer ID,Company,Colour\nacc-1,Initech,red\n")
+    job = the_job(org_a)
+    assert response.status_code == 302
+    assert response["Location"] == reverse("accounts:import_detail", args=[job.pk])
+    assert (job.status, job.kind, job.original_name, job.created_by) == (
+        "uploaded",
+        "accounts",
+        "data.csv",
+        alice,
+    )
+    assert job.headers == ["Customer ID", "Company", "Colour"]
+    assert job.mapping == {"Customer ID": "external_id", "Company": "name", "Colour": ""}
+
+    page = as_alice.get(response["Location"]).content.decode()
+    assert 'name="map-0"' in page
+    assert '<option value="external_id" selected>' in page
+    assert '<option value="properties.colour">' in page
+    assert "<code>Initech</code>" in page
+    assert "not saved as UTF-8" not in page
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "content_type", "message"),
+    [
+        ("empty.csv", b"", "text/csv", "The file is empty."),
+        ("blank.csv", b"\n\n  \n", "text/csv", "The file has no header row"),
+        ("data.csv", b"acc-1,Initech,120000\nacc-2,Hooli,5\n", "text/csv", "looks like data"),
+        ("only.csv", b"external_id,name\n", "text/csv", "no rows below it"),
+        ("sheet.xlsx", b"PK\x03\x04...", "application/vnd.ms-excel", "is not a CSV file"),
+        ("sheet.csv", b"PK\x03\x04\x00\x00binary", "text/csv", "holds binary data"),
+        ("quote.csv", b'"external_id,name\nacc-1,x\n', "text/csv", "header row could not be read"),
+    ],
+)
+def test_it_refuses_uploads_that_cannot_be_imported(
+    as_alice, org_a, name, content, content_type, message
+):
+    response = upload(as_alice, content, name=name, content_type=content_type)
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    with scopes_disabled():
+        assert not ImportJob.objects.exists()
+
+
+def test_it_refuses_a_file_over_the_size_limit(as_alice, settings):
+    settings.IMPORT_MAX_UPLOAD_MB = 1
+    content = b"external_id,name\n" + b"acc-1,Initech\n" * 80_000
+    response = upload(as_alice, content)
+    assert "the most is 1 MB" in response.content.decode()
+
+
+def test_it_refuses_an_upload_without_a_file(as_alice):
+    response = as_alice.post(reverse("accounts:imports"), {"kind": "accounts"})
+    assert response.status_code == 200
+    assert "Choose a CSV file to upload." in response.content.decode()
+
+
+def test_it_warns_when_the_file_is_not_utf8(as_alice, org_a):
+    upload(as_alice, "external_id,name\nacc-1,Café\n".encode("latin-1"))
+    page = as_alice.get(reverse("accounts:import_detail", args=[the_job(org_a).pk]))
+    assert "not saved as UTF-8" in page.content.decode()
+    assert "<code>Café</code>" in page.content.decode()  # shown as Windows-1252
+
+
+# --- Mapping ---------------------------------------------------------------------------------
+
+
+def test_it_explains_what_is_wrong_with_a_mapping(
+    as_alice, org_a, django_capture_on_commit_callbacks
+):
+    upload(as_alice, b"Company,Account Name,Plan\nInitech,Initech Inc,growth\n")
+    job = the_job(org_a)
+
+    response = start(as_alice, job, django_capture_on_commit_callbacks)
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "Map a column to external_id: it identifies each of the accounts." in page
+
+    response = start(
+        as_alice,
+        job,
+        django_capture_on_commit_callbacks,
+        {"Company": "external_id", "Account Name": "plan", "Plan": "plan"},
+    )
+    page = response.content.decode()
+    assert "plan is chosen for both “Account Name” and “Plan”" in page
+    assert "Map a column to external_id" not in page
+    # The form keeps what was chosen.
+    assert page.count('<option value="plan" selected>') == 2
+
+    response = start(as_alice, job, django_capture_on_commit_callbacks, {"Plan": "password"})
+    assert "“password” is not a field of accounts" in response.content.decode()
+    job.refresh_from_db()
+    assert job.status == ImportStatus.UPLOADED
+
+
+def test_it_asks_contacts_for_an_email_or_an_external_id(
+    as_alice, org_a, django_capture_on_commit_callbacks
+):
+    upload(as_alice, b"Full Name\nAnn\n", kind="contacts")
+    response = start(as_alice, the_job(org_a), django_capture_on_commit_callbacks)
+    assert "Map a column to email or external_id" in response.content.decode()
+
+
+# --- Running ---------------------------------------------------------------------------------
+
+
+def test_it_imports_good_rows_and_reports_bad_ones_with_their_line(
+    as_alice, org_a, alice, django_capture_on_commit_callbacks
+):
+    future = (now().date() + timedelta(days=30)).isoformat()
+    content = (
+        csv_bytes(
+            [
+                ["Customer ID", "Company", "ARR", "Health", "Customer Since", "Owner", "Region"],
+                ["acc-1", "Initech", "$120,000", "80", "2021-03-01", "alice@a.example", "EU"],
+                ["acc-2", "Hooli", "lots", "50", "", "", "US"],
+                ["acc-3", "Globex", "1000", "high", "", "", ""],
+                ["acc-1", "Initech again", "", "", "", "", ""],
+                ["acc-4", "Future Co", "", "", future, "", ""],
+                [],
+                ["acc-5", "Umbrella", "", "", "", "not-an-email", ""],
+                ["acc-6", "Soylent", "9000", "", "", "", "APAC"],
+            ]
+        )
+        + "acc-7,Caf\xe9 Ltd,,,,,\n".encode("latin-1")
+        + b"acc-8,Stark,,,,,\n"
+    )
+    job = do_import(
+        as_alice,
+        org_a,
+        content,
+        django_capture_on_commit_callbacks,
+        choices={"Region": "properties.region"},
+    )
+
+    assert job.status == ImportStatus.DONE
+    assert (job.created_count, job.updated_count, job.error_count) == (3, 0, 6)
+    assert job.total_rows == job.processed_rows == 10  # the blank line is counted, not imported
+    assert job.finished_at is not None
+    with scope(organization=org_a):
+        landed = {a.external_id: a for a in Account.objects.all()}
+    assert sorted(landed) == ["acc-1", "acc-6", "acc-8"]
+    assert landed["acc-1"].name == "Initech"
+    assert landed["acc-1"].arr == Decimal("120000.00")
+    assert landed["acc-1"].owner == alice
+    assert landed["acc-1"].properties == {"region": "EU"}
+    assert landed["acc-6"].properties == {"region": "APAC"}
+
+    rows = error_rows(as_alice, job)
+    by_row = {row["row"]: row for row in rows}
+    assert sorted(by_row, key=int) == ["3", "4", "5", "6", "8", "10"]
+    assert by_row["3"]["errors"] == "arr: “lots” is not a number."
+    assert by_row["3"]["key"] == "acc-2"
+    assert by_row["3"]["Company"] == "Hooli"  # the original cells follow
+    assert "“high” is not a whole number" in by_row["4"]["errors"]
+    assert "appears twice in this batch" in by_row["5"]["errors"]
+    assert "is in the future" in by_row["6"]["errors"]
+    assert "“not-an-email” is not a valid email address" in by_row["8"]["errors"]
+    assert "not UTF-8" in by_row["10"]["errors"]
+    assert by_row["10"]["Company"] == "Café Ltd"  # readable in the report
+    assert list(rows[0]) == ["row", "key", "errors", "Customer ID", "Company", "ARR", "Health",
+                             "Customer Since", "Owner", "Region"]  # fmt: skip
+
+
+def test_it_reports_unknown_accounts_and_invalid_emails_for_contacts(
+    as_alice, org_a, django_capture_on_commit_callbacks
+):
+    AccountFactory(organization=org_a, external_id="acc-1")
+    content = csv_bytes(
+        [
+            ["Email Address", "Full Name", "Account ID", "Language", "Time Zone"],
+            ["ann@initech.example", "Ann", "acc-1", "de-DE", "Europe/Berlin"],
+            ["bo@hooli", "Bo", "acc-1", "", ""],
+            ["cy@globex.example", "Cy", "acc-404", "", ""],
+            ["dee@globex.example", "Dee", "", "", "Mars/Olympus"],
+            ["ANN@initech.example", "Ann twice", "", "", ""],
+        ]
+    )
+    job = do_import(as_alice, org_a, content, django_capture_on_commit_callbacks, kind="contacts")
+
+    assert (job.created_count, job.updated_count, job.error_count) == (1, 0, 4)
+    with scope(organization=org_a):
+        ann = Contact.objects.get()
+    assert (ann.email, ann.account.external_id, ann.locale, ann.timezone) == (
+        "ann@initech.example",
+        "acc-1",
+        "de-DE",
+        "Europe/Berlin",
+    )
+    by_row = {row["row"]: row for row in error_rows(as_alice, job)}
+    assert by_row["3"]["errors"] == "email: “bo@hooli” is not a valid email address."
+    assert by_row["4"]["errors"] == (
+        "account_external_id: No account has the external_id “acc-404”. Import the account first."
+    )
+    assert by_row["4"]["key"] == "cy@globex.example"
+    assert "time zone" in by_row["5"]["errors"]
+    assert "appears twice" in by_row["6"]["errors"]
+
+
+def test_it_refuses_a_second_row_for_the_same_contact(
+    as_alice, org_a, django_capture_on_commit_callbacks
+):
+    with scope(organization=org_a):
+        services.records_upsert(
+            organization=org_a,
+            kind="contacts",
+            items=[{"email": "ann@initech.example", "external_id": "c-1", "name": "Ann"}],
+        )
+    content = csv_bytes(
+        [["email", "external_id", "title"], ["ann@initech.example", "", "CTO"], ["", "c-1", "CEO"]]
+    )
+    job = do_import(as_alice, org_a, content, django_capture_on_commit_callbacks, kind="contacts")
+    assert (job.updated_count, job.error_count) == (1, 1)
+    [error] = error_rows(as_alice, job)
+    assert (error["row"], error["errors"]) == (
+        "3",
+        "external_id: This is the contact of item 0 again.",
+    )
+    with scope(organization=org_a):
+        assert Contact.objects.get().title == "CTO"
+
+
+def test_it_imports_tickets(as_alice, org_a, django_capture_on_commit_callbacks):
+    AccountFactory(organization=org_a, external_id="acc-1")
+    content = csv_bytes(
+        [
+            ["Ticket ID", "Account ID", "Subject", "Status", "Created At", "Link"],
+            ["T-1", "acc-1", "Export broken", "Open", "2026-01-10T09:00Z", "https://x.example/1"],
+            ["T-2", "acc-9", "Nope", "open", "2026-01-10", ""],
+        ]
+    )
+    job = do_import(as_alice, org_a, content, django_capture_on_commit_callbacks, kind="tickets")
+    assert (job.created_count, job.error_count) == (1, 1)
+    with scope(organization=org_a):
+        assert SupportTicket.objects.get().subject == "Export broken"
+
+
+def test_it_changes_nothing_when_the_same_file_is_imported_again(
+    as_alice, org_a, django_capture_on_commit_callbacks
+):
+    content = csv_bytes(
+        [["external_id", "name", "plan", "arr", "signed_up_on", "properties.tier"]]
+        + [[f"acc-{n}", f"Customer {n}", "growth", f"{n}000", "2022-05-01", "gold"]
+           for n in range(40)]
+        + [["acc-bad", "Bad", "", "lots", "", ""]]
+    )  # fmt: skip
+    fields = ["external_id", "name", "plan", "arr", "signed_up_on", "properties", "created_at"]
+
+    first = do_import(as_alice, org_a, content, django_capture_on_commit_callbacks)
+    with scope(organization=org_a):
+        before = list(Account.objects.order_by("external_id").values(*fields))
+    second = do_import(as_alice, org_a, content, django_capture_on_commit_callbacks)
+    with scope(organization=org_a):
+        after = list(Account.objects.order_by("external_id").values(*fields))
+
+    assert (first.created_count, first.updated_count, first.error_count) == (40, 0, 1)
+    assert (second.created_count, second.updated_count, second.error_count) == (0, 40, 1)
+    assert after == before
+    assert before[0]["properties"] == {"tier": "gold"}
+
+
+def test_it_processes_a_large_file_in_chunks(
+    as_alice, org_a, monkeypatch, django_capture_on_commit_callbacks
+):
+    batches = []
+    real_prepare = services.records_prepare
+
+    def counting_prepare(**kwargs):
+        items = list(kwargs.pop("items"))
+        batches.append(len(items))
+        return real_prepare(items=items, **kwargs)
+
+    monkeypatch.setattr(services, "records_prepare", counting_prepare)
+    rows = [[f"acc-{n:05d}", f"Customer {n}", str(n % 101)] for n in range(2_500)]
+    rows[1_700][2] = "far too healthy"  # line 1,702
+    content = csv_bytes([["Customer ID", "Company", "Health"], *rows])
+
+    job = do_import(as_alice, org_a, content, django_capture_on_commit_callbacks)
+
+    assert batches == [1000, 1000, 500]
+    assert job.status == ImportStatus.DONE
+    assert (job.total_rows, job.processed_rows) == (2_500, 2_500)
+    assert (job.created_count, job.updated_count, job.error_count) == (2_499, 0, 1)
+    assert job.percent == 100
+    with scope(organization=org_a):
+        assert Account.objects.count() == 2_499
+        assert Account.objects.get(external_id="acc-02499").health_score == 2499 % 101
+    [error] = error_rows(as_alice, job)
+    assert (error["row"], error["key"]) == ("1702", "acc-01700")
+
+
+def test_it_reads_semicolon_separated_files_and_skips_blank_lines(
+    as_alice, org_a, django_capture_on_commit_callbacks
+):
+    content = b"Customer ID;Company;ARR\n\nacc-1;Initech;1000\nacc-2;Hooli;x\n;;\n"
+    job = do_import(as_alice, org_a, content, django_capture_on_commit_callbacks)
+    assert job.mapping == {"Customer ID": "external_id", "Company": "name", "ARR": "arr"}
+    assert (job.created_count, job.error_count) == (1, 1)
+    with scope(organization=org_a):
+        assert Account.objects.get().arr == Decimal("1000")
+    [error] = error_rows(as_alice, job)
+    assert (error["row"], error["key"]) == ("4", "acc-2")
+
+
+def test_it_fails_with_a_reason_when_the_file_breaks_off(
+    as_alice, org_a, django_capture_on_commit_callbacks
+):
+    rows = [[f"acc-{n}", f"Customer {n}"] for n in range(1_500)]
+    content = csv_bytes([["external_id", "name"], *rows]) + b'acc-x,"never closed\nacc-y,z\n'
+    job = do_import(as_alice, org_a, content, django_capture_on_commit_callbacks)
+    assert job.status == ImportStatus.FAILED
+    assert "could not be read to the end" in job.failure
+    assert job.finished_at is not None
+    # The chunk before the break stays imported; importing a fixed file completes the rest.
+    assert job.created_count == 1_000
+    with scope(organization=org_a):
+        assert Account.objects.count() == 1_000
+
+
+def test_it_does_nothing_when_a_finished_job_is_delivered_again(
+    as_alice, org_a, django_capture_on_commit_callbacks
+):
+    content = b"external_id,name\nacc-1,Initech\n"
+    job = do_import(as_alice, org_a, content, django_capture_on_commit_callbacks)
+    finished = (job.status, job.finished_at, job.created_count, job.updated_count)
+    with scope(organization=org_a):
+        Account.objects.update(name="Renamed since")
+
+    run_import(org_a.pk, job.pk)
+    run_import(org_a.pk, job.pk)
+
+    job.refresh_from_db()
+    assert (job.status, job.finished_at, job.created_count, job.updated_count) == finished
+    with scope(organization=org_a):
+        assert Account.objects.get().name == "Renamed since"
+
+
+def test_it_runs_a_job_left_running_by_a_crashed_worker_again(
+    as_alice, org_a, django_capture_on_commit_callbacks
+):
+    upload(as_alice, b"external_id,name\nacc-1,Initech\nacc-2,Hooli\n")
+    job = the_job(org_a)
+    # Queued, but the worker that took it died after saving part of it.
+    start(as_alice, job, lambda execute: django_capture_on_commit_callbacks(execute=False))
+    with scope(organization=org_a):
+        services.records_upsert(
+            organization=org_a, kind="accounts", items=[{"external_id": "acc-1", "name": "x"}]
+        )
+        ImportJob.objects.filter(pk=job.pk).update(status=ImportStatus.RUNNING, processed_rows=1)
+
+    run_import(org_a.pk, job.pk)
+
+    job.refresh_from_db()
+    assert (job.status, job.created_count, job.updated_count, job.processed_rows) == (
+        ImportStatus.DONE,
+        1,
+        1,
+        2,
+    )
+
+
+def test_it_marks_the_job_failed_when_something_unexpected_happens(
+    as_alice, org_a, monkeypatch, django_capture_on_commit_callbacks
+):
+    def broken_upsert(**kwargs):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(services, "records_upsert", broken_upsert)
+    job = do_import(
+        as_alice, org_a, b"external_id,name\nacc-1,Initech\n", django_capture_on_commit_callbacks
+    )
+    assert job.status == ImportStatus.FAILED
+    assert "unexpected error" in job.failure
+    assert "database went away" not in job.failure
+    assert job.finished_at is not None
+    page = as_alice.get(reverse("accounts:import_progress", args=[job.pk])).content.decode()
+    assert "unexpected error" in page
+    assert "hx-trigger" not in page
+
+
+# --- Progress --------------------------------------------------------------------------------
+
+
+def test_it_polls_the_progress_only_while_the_import_runs(as_alice, org_a, alice):
+    job = make_job(org_a, alice, status=ImportStatus.RUNNING, total_rows=200, processed_rows=50)
+    url = reverse("accounts:import_progress", args=[job.pk])
+
+    running = as_alice.get(url).content.decode()
+    assert f'hx-get="{url}"' in running
+    assert 'hx-trigger="every 1s"' in running
+    assert 'hx-swap="outerHTML"' in running
+    assert '<progress id="import-progress-bar" max="100" value="25"' in running
+    assert "50 of 200 rows processed" in running
+    assert "<noscript>" in running
+
+    with scopes_disabled():
+        ImportJob.objects.filter(pk=job.pk).update(
+            status=ImportStatus.DONE, processed_rows=200, created_count=150, error_count=50
+        )
+    done = as_alice.get(url).content.decode()
+    assert "hx-trigger" not in done
+    assert "hx-get" not in done
+    assert 'value="100"' in done
+    assert ">Done<" in done
+    assert reverse("accounts:list") in done
+
+    detail = as_alice.get(reverse("accounts:import_detail", args=[job.pk])).content.decode()
+    assert 'id="import-progress"' in detail
+    assert "hx-trigger" not in detail
+
+
+def test_it_links_the_error_report_only_when_there_is_one(
+    as_alice, org_a, django_capture_on_commit_callbacks
+):
+    job = do_import(
+        as_alice, org_a, b"external_id,name\nacc-1,A\n", django_capture_on_commit_callbacks
+    )
+    assert job.error_count == 0
+    assert not job.error_report
+    errors_url = reverse("accounts:import_errors", args=[job.pk])
+    assert (
+        errors_url
+        not in as_alice.get(reverse("accounts:import_detail", args=[job.pk])).content.decode()
+    )
+    assert as_alice.get(errors_url).status_code == 404
+
+    job = do_import(
+        as_alice, org_a, b"external_id,name\nacc-2,\n", django_capture_on_commit_callbacks
+    )
+    errors_url = reverse("accounts:import_errors", args=[job.pk])
+    assert (
+        errors_url
+        in as_alice.get(reverse("accounts:import_detail", args=[job.pk])).content.decode()
+    )
+    assert as_alice.get(errors_url).status_code == 200
+
+
+# --- Who may see what ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("who", ["bob", "carol"])
+def test_it_lets_only_admins_import(client, request, org_a, alice, who):
+    job = make_job(org_a, alice)
+    client.force_login(request.getfixturevalue(who))
+    for url in [
+        reverse("accounts:imports"),
+        reverse("accounts:import_detail", args=[job.pk]),
+        reverse("accounts:import_progress", args=[job.pk]),
+        reverse("accounts:import_errors", args=[job.pk]),
+    ]:
+        assert client.get(url).status_code == 403, url
+    response = client.post(
+        reverse("accounts:imports"),
+        {"kind": "accounts", "file": SimpleUploadedFile("a.csv", b"external_id\nx\n")},
+    )
+    assert response.status_code == 403
+    with scopes_disabled():
+        assert ImportJob.objects.count() == 1
+
+
+def test_it_hides_another_tenants_imports(
+    client, as_alice, org_a, mallory, django_capture_on_commit_callbacks
+):
+    job = do_import(
+        as_alice, org_a, b"external_id,name\nacc-1,\n", django_capture_on_commit_callbacks
+    )
+    assert job.error_report
+    outsider = client_for(client, mallory)
+    for name in ["accounts:import_detail", "accounts:import_progress", "accounts:import_errors"]:
+        assert outsider.get(reverse(name, args=[job.pk])).status_code == 404, name
+    assert (
+        outsider.post(
+            reverse("accounts:import_detail", args=[job.pk]), {"map-0": "external_id"}
+        ).status_code
+        == 404
+    )
+    listing = outsider.get(reverse("accounts:imports")).content.decode()
+    assert "data.csv" not in listing
+    assert "No import yet" in listing
+
+
+def test_it_lists_past_imports_in_a_constant_number_of_queries(
+    as_alice, org_a, alice, django_assert_max_num_queries
+):
+    make_job(org_a, alice, original_name="first.csv", created_count=3, error_count=1)
+    as_alice.get(reverse("accounts:imports"))  # the first request of a session does more
+
+    def count_queries():
+        with CaptureQueriesContext(connection) as queries:
+            response = as_alice.get(reverse("accounts:imports"))
+        assert response.status_code == 200
+        return len(queries), response.content.decode()
+
+    few, _ = count_queries()
+    for n in range(12):
+        make_job(org_a, UserFactory(), original_name=f"file-{n}.csv", kind="contacts")
+    with django_assert_max_num_queries(8):
+        many, page = count_queries()
+
+    assert many == few
+    assert page.count("<tr>") == 13 + 1  # and the head row
+    assert "first.csv" in page
+    assert "Alice Admin" in page
+    # The help box lists each kind's fields and what is required.
+    assert "<code>external_id</code> — <strong>required: identifies the row</strong>" in page
+    assert "<code>name</code> — <strong>required for new rows</strong>" in page
+    assert "this or external_id is required" in page
