@@ -22,3 +22,8 @@ class SurveysConfig(AppConfig):
                 tasks.mark_answered.delay(organization_id, response_ids)
 
         events.response_recorded.connect(answered_on_record, dispatch_uid="surveys.answered")
+
+    def seed_demo(self, *, organization, stdout):
+        from surveys.demo import seed_surveys
+
+        seed_surveys(organization=organization, stdout=stdout)
