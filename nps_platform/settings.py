@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -171,6 +172,22 @@ CELERY_BEAT_SCHEDULE = {
     "requeue-stuck-webhook-deliveries": {
         "task": "responses.webhooks_requeue_stuck",
         "schedule": timedelta(minutes=5),
+    },
+    "purge-idempotency-keys": {
+        "task": "responses.tasks_idempotency.purge_idempotency_keys",
+        "schedule": timedelta(hours=1),
+    },
+    "plan-survey-programmes": {"task": "surveys.tick", "schedule": timedelta(minutes=15)},
+    "dispatch-due-invitations": {"task": "surveys.dispatch_tick", "schedule": timedelta(minutes=1)},
+    "escalate-overdue-followups": {
+        "task": "followups.sweep",
+        "schedule": timedelta(hours=1),
+        "args": ["escalate"],
+    },
+    "daily-followup-digests": {
+        "task": "followups.sweep",
+        "schedule": crontab(hour=7, minute=0),
+        "args": ["digest"],
     },
 }
 

@@ -73,3 +73,7 @@ def send_slack_message(
             send_slack_message, [organization_id, payload, dedupe, attempt + 1], outcome.retry_in
         )
     return outcome.status
+
+
+# Registered here so workers that autodiscover `tasks` modules know it.
+from responses.tasks_idempotency import purge_idempotency_keys  # noqa: E402, F401
