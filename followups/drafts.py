@@ -28,6 +28,7 @@ DEFAULTS: dict[str, dict] = {
 Thank you for your honest feedback{% if score_change %} — I noticed {{ score_change }}{% endif %}. \
 {% if themes %}You mentioned {{ themes }}, and I'd like to understand exactly what happened.\
 {% else %}I'd like to understand what is not working for you.{% endif %}
+
 {% if tickets.open %}
 I can see {{ tickets.open }} support ticket{{ 's' if tickets.open != 1 }} still open\
 {% if tickets.subjects %} ({{ tickets.subjects }}){% endif %}; I'm looking into {{ 'them' if tickets.open != 1 else 'it' }} personally.

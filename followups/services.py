@@ -540,3 +540,144 @@ def digests_send(*, organization: Organization) -> int:
         ).send()
         sent += 1
     return sent
+
+
+# --- Settings and bulk work (the queue and the playbook settings pages) ----------------------
+
+
+def _worker(organization: Organization, user: User | None, field: str = "assignee") -> None:
+    """A CS manager or an admin of this organization, or a ValidationError on `field`."""
+    if (
+        user is None
+        or not Membership.objects.filter(
+            organization=organization, user=user, role__in=[Role.CS_MANAGER, Role.ADMIN]
+        ).exists()
+    ):
+        raise ValidationError({field: "Choose a CS manager or an admin of this organization."})
+
+
+def followups_bulk_assign(
+    *, organization: Organization, followup_ids: list[int], actor: User | None, assignee: User
+) -> int:
+    """Assigns this organization's follow-ups among `followup_ids` to `assignee`; ids of
+    another organization are ignored. Returns how many changed hands."""
+    _worker(organization, assignee)
+    if not followup_ids:
+        raise ValidationError({"followups": "Select at least one follow-up."})
+    changed = 0
+    for followup in FollowUp.objects.filter(
+        organization=organization, pk__in=followup_ids[:500]
+    ).select_related("assignee"):
+        if followup.assignee_id == assignee.pk:
+            continue
+        followup_assign(
+            organization=organization, followup=followup, actor=actor, assignee=assignee
+        )
+        changed += 1
+    return changed
+
+
+def template_syntax_check(text: str, field: str) -> None:
+    from jinja2 import TemplateSyntaxError
+
+    try:
+        drafts.ENV.parse(text)
+    except TemplateSyntaxError as exc:
+        raise ValidationError({field: f"Line {exc.lineno}: {exc.message}"}) from exc
+
+
+def playbook_template_save(
+    *, organization: Organization, playbook: str, subject: str, body: str, sla_hours: int
+) -> PlaybookTemplate:
+    """The organization's draft template and SLA for one playbook. A template that does not
+    parse is refused with its line; drafts already made keep their text."""
+    if playbook not in Playbook.values:
+        raise ValidationError({"playbook": f"Unknown playbook “{playbook}”."})
+    subject, body = subject.strip(), body.strip()
+    if not subject:
+        raise ValidationError({"subject": "Write a subject."})
+    if not body:
+        raise ValidationError({"body": "Write the message."})
+    if len(subject) > 300:
+        raise ValidationError({"subject": "Keep the subject under 300 characters."})
+    if not 1 <= int(sla_hours) <= 24 * 30:
+        raise ValidationError({"sla_hours": "Between 1 hour and 30 days (720 hours)."})
+    template_syntax_check(subject, "subject")
+    template_syntax_check(body, "body")
+    template, _ = PlaybookTemplate.objects.update_or_create(
+        organization=organization,
+        playbook=playbook,
+        defaults={
+            "subject": subject,
+            "body": body,
+            "sla_hours": int(sla_hours),
+            "updated_at": now(),
+        },
+    )
+    return template
+
+
+def playbook_template_reset(*, organization: Organization, playbook: str) -> bool:
+    """Back to the default template and SLA. True when there was something to reset."""
+    deleted, _ = PlaybookTemplate.objects.filter(
+        organization=organization, playbook=playbook
+    ).delete()
+    return bool(deleted)
+
+
+def assignment_rule_save(
+    *, organization: Organization, segment, assignee: User, order: int | None = None
+) -> AssignmentRule:
+    """A rule: accounts without an owner in `segment` go to `assignee`. Added last unless an
+    order is given."""
+    if segment is None or segment.organization_id != organization.pk:
+        raise ValidationError({"segment": "Choose one of this organization's segments."})
+    _worker(organization, assignee)
+    if order is None:
+        last = (
+            AssignmentRule.objects.filter(organization=organization)
+            .order_by("-order")
+            .values_list("order", flat=True)
+            .first()
+        )
+        order = 0 if last is None else last + 1
+    return AssignmentRule.objects.create(
+        organization=organization, segment=segment, assignee=assignee, order=order
+    )
+
+
+def assignment_rule_delete(*, organization: Organization, rule: AssignmentRule) -> None:
+    AssignmentRule.objects.filter(organization=organization, pk=rule.pk).delete()
+
+
+def member_pause_set(*, organization: Organization, user: User, until=None) -> MemberPause:
+    """Pauses a teammate: no new follow-ups go to them until `until` (inclusive) or until
+    resumed. Their open follow-ups stay theirs."""
+    if user is None or not Membership.objects.filter(organization=organization, user=user).exists():
+        raise ValidationError({"user": "Choose a teammate of this organization."})
+    if until is not None and until < now().date():
+        raise ValidationError({"until": "Choose today or a later date."})
+    pause, _ = MemberPause.objects.update_or_create(
+        organization=organization,
+        user=user,
+        defaults={"until": until, "created_at": now()},
+    )
+    return pause
+
+
+def member_pause_clear(*, organization: Organization, pause: MemberPause) -> None:
+    MemberPause.objects.filter(organization=organization, pk=pause.pk).delete()
+
+
+def followup_settings_save(
+    *, organization: Organization, auto_send_thanks: bool, escalate_after_hours: int
+) -> FollowUpSettings:
+    """Auto-send covers promoter and passive thank-yous only (see _maybe_auto_send):
+    a detractor always gets a person, whatever this says."""
+    if not 1 <= int(escalate_after_hours) <= 24 * 30:
+        raise ValidationError({"escalate_after_hours": "Between 1 hour and 30 days (720 hours)."})
+    found = settings_for(organization)
+    found.auto_send_thanks = bool(auto_send_thanks)
+    found.escalate_after_hours = int(escalate_after_hours)
+    found.save(update_fields=["auto_send_thanks", "escalate_after_hours"])
+    return found
