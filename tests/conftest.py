@@ -10,8 +10,9 @@ from tests.factories import MembershipFactory, OrganizationFactory, UserFactory,
 
 
 @pytest.fixture(autouse=True)
-def _fast_and_in_process(settings, request):
+def _fast_and_in_process(settings, request, tmp_path):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.MEDIA_ROOT = str(tmp_path / "media")  # uploads never land in the checkout
     settings.SECURE_SSL_REDIRECT = False
     # Ordinary tests run tasks in-process even when REDIS_URL is set (as under CI); the
     # tests marked redis_worker switch this off and use a real worker.

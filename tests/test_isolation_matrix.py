@@ -9,10 +9,28 @@ and no page or list shows org A's data. A route added without an entry fails
 from dataclasses import dataclass, field
 
 import pytest
+from django.core.files.base import ContentFile
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils.timezone import now
 from django_scopes import scopes_disabled
 
-from accounts.models import Account, Contact, ErasureRecord, Segment, SupportTicket, UsageSnapshot
+from accounts.models import (
+    Account,
+    Contact,
+    ErasureRecord,
+    ImportJob,
+    Segment,
+    SupportTicket,
+    UsageSnapshot,
+)
+from followups.models import (
+    Activity,
+    AssignmentRule,
+    FollowUp,
+    FollowUpSettings,
+    MemberPause,
+    PlaybookTemplate,
+)
 from nps_platform import services
 from nps_platform.models import ApiKey, Membership, TeammateInvitation
 from responses.models import Response, SlackAlert, Theme, WebhookDelivery, WebhookEndpoint
@@ -164,8 +182,98 @@ MATRIX: dict[str, Entry] = {
         expect=frozenset({404}),
         why="a survey's share page is public by design; an unknown id answers 404",
     ),
-    # --- the domain apps still to come ---
+    "accounts:imports": Entry("page"),
+    "accounts:import_detail": Entry("object", kwargs={"import_id": "import_job"}),
+    "accounts:import_progress": Entry("object", kwargs={"import_id": "import_job"}),
+    "accounts:import_errors": Entry("object", kwargs={"import_id": "import_job"}),
+    "api:response-list": Entry("api_list"),
+    "api:response-bulk": Entry(
+        "public", method="post", expect=frozenset({401}), why="API-key only; tested per tenant"
+    ),
+    "api:response-detail": Entry("api_object", kwargs={"pk": "response"}),
+    "api:event-create": Entry(
+        "public",
+        method="post",
+        expect=frozenset({401}),
+        why="API-key only; org B's key naming org A's contact gets 400 (test_events_api)",
+    ),
+    "api:invitation-list": Entry("api_list"),
+    "public:in_app_config": Entry(
+        "public", expect=frozenset({400}), why="needs a publishable key and an HMAC signature"
+    ),
+    "public:in_app_answer": Entry(
+        "public", method="post", expect=frozenset({400}), why="the signed token is the credential"
+    ),
+    "public:in_app_dismiss": Entry(
+        "public", method="post", expect=frozenset({400}), why="the signed token is the credential"
+    ),
+    # --- follow-ups ---
     "followups:queue": Entry("page"),
+    "followups:detail": Entry("object", kwargs={"followup_id": "followup"}),
+    "followups:activity": Entry("object", kwargs={"followup_id": "followup"}),
+    "followups:draft_save": Entry(
+        "object",
+        method="post",
+        kwargs={"followup_id": "followup"},
+        data={"subject": "literal:x", "body": "literal:y"},
+    ),
+    "followups:send": Entry(
+        "object",
+        method="post",
+        kwargs={"followup_id": "followup"},
+        data={"subject": "literal:x", "body": "literal:y"},
+    ),
+    "followups:log": Entry(
+        "object",
+        method="post",
+        kwargs={"followup_id": "followup"},
+        data={"kind": "literal:note", "message": "literal:x"},
+    ),
+    "followups:status": Entry(
+        "object",
+        method="post",
+        kwargs={"followup_id": "followup"},
+        data={"status": "literal:in_progress"},
+    ),
+    "followups:assign": Entry("object", method="post", kwargs={"followup_id": "followup"}),
+    "followups:close": Entry(
+        "object",
+        method="post",
+        kwargs={"followup_id": "followup"},
+        data={"outcome": "literal:resolved"},
+    ),
+    "followups:bulk_assign": Entry(
+        "page",
+        method="post",
+        data={"followup": "followup", "assignee": "bob_id"},
+        why="org A's ids are ignored for org B",
+    ),
+    "followup_settings:playbooks": Entry("page"),
+    "followup_settings:preview": Entry("page", method="post", data={"playbook": "literal:recover"}),
+    "followup_settings:template_save": Entry(
+        "page",
+        method="post",
+        data={
+            "playbook": "literal:recover",
+            "subject": "literal:S",
+            "body": "literal:B",
+            "sla_hours": "literal:5",
+        },
+    ),
+    "followup_settings:rule_add": Entry(
+        "page", method="post", data={"segment": "segment", "assignee": "bob_id"}
+    ),
+    "followup_settings:rule_delete": Entry("object", method="post", kwargs={"rule_id": "rule"}),
+    "followup_settings:pause_add": Entry("page", method="post", data={"user": "bob_id"}),
+    "followup_settings:pause_resume": Entry("object", method="post", kwargs={"pause_id": "pause"}),
+    "followup_settings:options": Entry(
+        "page",
+        method="post",
+        data={"auto_send_thanks": "literal:on", "escalate_after_hours": "literal:1"},
+    ),
+    "api:followup-list": Entry("api_list"),
+    "api:followup-detail": Entry("api_object", kwargs={"pk": "followup"}),
+    # --- the dashboard still to come ---
     "insights:dashboard": Entry("page"),
 }
 
@@ -240,7 +348,38 @@ def org_a_world(org_a, alice, bob, carol, api_key_a):
     invitation = InvitationFactory(
         organization=org_a, survey=survey, programme=programme, contact=contact
     )
+    with scopes_disabled():
+        import_job = ImportJob.objects.create(
+            organization=org_a,
+            kind="accounts",
+            original_name="secret-import.csv",
+            headers=["external_id"],
+            mapping={"external_id": "external_id"},
+            status="done",
+            error_count=1,
+            created_by=alice,
+        )
+        import_job.error_report.save(
+            "secret-import-errors.csv", ContentFile(b"row,key,errors\n2,SECRET-ACC,x\n")
+        )
+        followup = FollowUp.objects.create(
+            organization=org_a,
+            response=response,
+            account=account,
+            contact=contact,
+            playbook="recover",
+            assignee=bob,
+            due_at=now(),
+            draft_subject="Secret draft",
+        )
+        rule = AssignmentRule.objects.create(organization=org_a, segment=segment, assignee=bob)
+        pause = MemberPause.objects.create(organization=org_a, user=bob)
     return {
+        "import_job": import_job.pk,
+        "followup": followup.pk,
+        "rule": rule.pk,
+        "pause": pause.pk,
+        "bob_id": bob.pk,
         "survey": survey.pk,
         "programme": programme.pk,
         "forged_survey_token": invitation_token(invitation)[:-4] + "AAAA",
@@ -281,6 +420,8 @@ def org_a_world(org_a, alice, bob, carol, api_key_a):
             "services/SECRET/A",
             "Secret survey",
             "Secret programme",
+            "secret-import.csv",
+            "Secret draft",
         ],
     }
 
@@ -343,6 +484,20 @@ def _snapshot(org_a):
             ),
             [Survey.objects.filter(organization=org_a).count()],
             [Programme.objects.filter(organization=org_a).count()],
+            sorted(
+                FollowUp.objects.filter(organization=org_a).values_list(
+                    "pk", "status", "assignee_id", "draft_subject", "draft_body", "outcome"
+                )
+            ),
+            [
+                model.objects.filter(organization=org_a).count()
+                for model in (Activity, AssignmentRule, MemberPause, PlaybookTemplate, ImportJob)
+            ],
+            list(
+                FollowUpSettings.objects.filter(organization=org_a).values_list(
+                    "auto_send_thanks", "escalate_after_hours"
+                )
+            ),
         )
 
 
