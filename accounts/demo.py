@@ -14,12 +14,89 @@ PLANS = [("starter", 0.45, 6_000), ("growth", 0.35, 30_000), ("enterprise", 0.20
 INDUSTRIES = ["SaaS", "Retail", "Healthcare", "Fintech", "Logistics", "Education", "Media"]
 SIZES = ["1-10", "11-50", "51-200", "201-1000", "1000+"]
 STAGES = ["onboarding", "active", "active", "active", "expansion", "renewal"]
-FIRST = "Ann Ben Chloe Dev Eva Farid Gia Hugo Ines Jon Kira Liam Mia Noah Omar Pia Ravi Sara Tom Uma Vera Will Yuki Zoe".split()  # noqa: E501
-LAST = "Adams Berg Chen Diaz Eze Fox Garcia Haas Ito Jensen Khan Lopez Moreau Novak Okafor Park Quinn Rossi Silva Tanaka Umar Vogel Weber Young".split()  # noqa: E501
+FIRST = [
+    "Ann",
+    "Ben",
+    "Chloe",
+    "Dev",
+    "Eva",
+    "Farid",
+    "Gia",
+    "Hugo",
+    "Ines",
+    "Jon",
+    "Kira",
+    "Liam",
+    "Mia",
+    "Noah",
+    "Omar",
+    "Pia",
+    "Ravi",
+    "Sara",
+    "Tom",
+    "Uma",
+    "Vera",
+    "Will",
+    "Yuki",
+    "Zoe",
+]  # noqa: E501
+LAST = [
+    "Adams",
+    "Berg",
+    "Chen",
+    "Diaz",
+    "Eze",
+    "Fox",
+    "Garcia",
+    "Haas",
+    "Ito",
+    "Jensen",
+    "Khan",
+    "Lopez",
+    "Moreau",
+    "Novak",
+    "Okafor",
+    "Park",
+    "Quinn",
+    "Rossi",
+    "Silva",
+    "Tanaka",
+    "Umar",
+    "Vogel",
+    "Weber",
+    "Young",
+]  # noqa: E501
 TITLES = ["CEO", "CTO", "Head of Operations", "Product Manager", "Engineer", "Analyst", "CFO"]
 LOCALES = ["en", "en", "en", "de", "fr", "es"]
 TIMEZONES = ["America/New_York", "America/Chicago", "Europe/London", "Europe/Berlin"]
-NAME_PARTS = "Acme Apex Blue Bright Cloud Core Delta Echo Flux Globe Harbor Iron Jade Kite Lumen Metro Nova Orbit Pine Quartz River Summit Terra Unity Vertex Willow".split()  # noqa: E501
+NAME_PARTS = [
+    "Acme",
+    "Apex",
+    "Blue",
+    "Bright",
+    "Cloud",
+    "Core",
+    "Delta",
+    "Echo",
+    "Flux",
+    "Globe",
+    "Harbor",
+    "Iron",
+    "Jade",
+    "Kite",
+    "Lumen",
+    "Metro",
+    "Nova",
+    "Orbit",
+    "Pine",
+    "Quartz",
+    "River",
+    "Summit",
+    "Terra",
+    "Unity",
+    "Vertex",
+    "Willow",
+]  # noqa: E501
 SUFFIX = ["Labs", "Systems", "Health", "Retail", "Logistics", "Learning", "Media", "Capital"]
 TICKET_SUBJECTS = [
     "CSV export times out",
@@ -56,7 +133,7 @@ def seed_accounts(*, organization, stdout, seed: int = 7) -> None:
     accounts, contacts, tickets, usage = [], [], [], []
     for n in range(300):
         plan = rng.choices([p for p, _, _ in PLANS], weights=[w for _, w, _ in PLANS])[0]
-        median = dict((p, m) for p, _, m in PLANS)[plan]
+        median = {p: m for p, _, m in PLANS}[plan]
         # Log-normal ARR: most near the plan's median, a long tail of heavy hitters.
         arr = round(median * rng.lognormvariate(0, 0.6), -2)
         if n < 4:

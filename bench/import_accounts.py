@@ -38,6 +38,7 @@ from django_scopes import scope, scopes_disabled  # noqa: E402
 from accounts import imports, services  # noqa: E402
 from accounts.models import Contact, ImportJob, ImportStatus  # noqa: E402
 from nps_platform import services as platform_services  # noqa: E402
+from nps_platform.models import Role, User  # noqa: E402
 
 ACCOUNTS = 300
 HEADERS = ["Email Address", "Full Name", "Job Title", "Account ID", "Language", "Time Zone",
@@ -171,64 +172,67 @@ def main():
     # A database of its own: never the test database a test run may be using right now.
     connection.settings_dict["TEST"]["NAME"] = f"bench_import_{os.getpid()}"
     connection.creation.create_test_db(verbosity=0, autoclobber=True)
-    call_command("migrate", verbosity=0)
-    media = tempfile.TemporaryDirectory(prefix="nps-bench-media-")
-    with override_settings(MEDIA_ROOT=media.name), media:
-        with scopes_disabled():
-            organization = platform_services.organization_create(name="Bench Co", slug="bench")
-        from nps_platform.models import Role, User
+    try:
+        call_command("migrate", verbosity=0)
+        media = tempfile.TemporaryDirectory(prefix="nps-bench-media-")
+        with override_settings(MEDIA_ROOT=media.name), media:
+            with scopes_disabled():
+                organization = platform_services.organization_create(name="Bench Co", slug="bench")
+                user = User.objects.create_user(email="admin@bench.test", password="x" * 12)
+                platform_services.membership_add(
+                    organization=organization, user=user, role=Role.ADMIN
+                )
+            account_ids = [f"acc-{n:04d}" for n in range(ACCOUNTS)]
+            with scope(organization=organization):
+                services.records_upsert(
+                    organization=organization,
+                    kind="accounts",
+                    items=[{"external_id": a, "name": f"Customer {a}"} for a in account_ids],
+                )
+            path = Path(media.name) / "imports" / "contacts.csv"
+            path.parent.mkdir(parents=True)
+            write_csv(path, args.rows, account_ids)
+            size_mb = path.stat().st_size / 1024 / 1024
 
-        with scopes_disabled():
-            user = User.objects.create_user(email="admin@bench.test", password="x" * 12)
-            platform_services.membership_add(organization=organization, user=user, role=Role.ADMIN)
-        account_ids = [f"acc-{n:04d}" for n in range(ACCOUNTS)]
-        with scope(organization=organization):
-            services.records_upsert(
-                organization=organization,
-                kind="accounts",
-                items=[{"external_id": a, "name": f"Customer {a}"} for a in account_ids],
-            )
-        path = Path(media.name) / "imports" / "contacts.csv"
-        path.parent.mkdir(parents=True)
-        write_csv(path, args.rows, account_ids)
-        size_mb = path.stat().st_size / 1024 / 1024
-
-        load = os.getloadavg()[0]
-        print(
-            f"database: {connection.vendor}; {args.rows:,} contacts, {size_mb:.1f} MB of CSV; "
-            f"load average {load:.1f} on {os.cpu_count()} CPUs"
-        )
-        first, cpu, database, job = run_importer(
-            organization, user, "imports/contacts.csv", args.profile == "new"
-        )
-        report_line("importer, new contacts", args.rows, first, cpu, database)
-        print(
-            f"    {job.created_count:,} created, {job.updated_count:,} updated, "
-            f"{job.error_count:,} rejected, status {job.status}"
-        )
-        if job.error_report:
-            with job.error_report.open("r") as report:
-                print("    rejected, e.g.:", report.readlines()[1].strip()[:110])
-        again, cpu, database, job = run_importer(
-            organization, user, "imports/contacts.csv", args.profile == "again"
-        )
-        report_line("importer, same file again", args.rows, again, cpu, database)
-        print(
-            f"    {job.created_count:,} created, {job.updated_count:,} updated, "
-            f"{job.error_count:,} rejected, status {job.status}"
-        )
-        with scope(organization=organization):
-            assert Contact.objects.count() == job.updated_count
-        if connection.vendor == "postgresql":
-            copy = run_copy(path)
-            print(f"{'COPY into a text table':<28} {copy:6.2f} s {args.rows / copy:9,.0f} rows/s")
+            load = os.getloadavg()[0]
             print(
-                f"importer / COPY: the importer runs at {copy / first:.1%} of COPY's speed "
-                f"(new contacts), {copy / again:.1%} (same file again)"
+                f"database: {connection.vendor}; {args.rows:,} contacts, {size_mb:.1f} MB of CSV; "
+                f"load average {load:.1f} on {os.cpu_count()} CPUs"
             )
-        else:
-            print("COPY needs PostgreSQL: set DATABASE_URL=postgres://… to compare with it.")
-    connection.creation.destroy_test_db(database_name, verbosity=0)
+            first, cpu, database, job = run_importer(
+                organization, user, "imports/contacts.csv", args.profile == "new"
+            )
+            report_line("importer, new contacts", args.rows, first, cpu, database)
+            print(
+                f"    {job.created_count:,} created, {job.updated_count:,} updated, "
+                f"{job.error_count:,} rejected, status {job.status}"
+            )
+            if job.error_report:
+                with job.error_report.open("r") as report:
+                    print("    rejected, e.g.:", report.readlines()[1].strip()[:110])
+            again, cpu, database, job = run_importer(
+                organization, user, "imports/contacts.csv", args.profile == "again"
+            )
+            report_line("importer, same file again", args.rows, again, cpu, database)
+            print(
+                f"    {job.created_count:,} created, {job.updated_count:,} updated, "
+                f"{job.error_count:,} rejected, status {job.status}"
+            )
+            with scope(organization=organization):
+                assert Contact.objects.count() == job.updated_count
+            if connection.vendor == "postgresql":
+                copy = run_copy(path)
+                print(
+                    f"{'COPY into a text table':<28} {copy:6.2f} s {args.rows / copy:9,.0f} rows/s"
+                )
+                print(
+                    f"importer / COPY: the importer runs at {copy / first:.1%} of COPY's speed "
+                    f"(new contacts), {copy / again:.1%} (same file again)"
+                )
+            else:
+                print("COPY needs PostgreSQL: set DATABASE_URL=postgres://… to compare with it.")
+    finally:
+        connection.creation.destroy_test_db(database_name, verbosity=0)
 
 
 if __name__ == "__main__":

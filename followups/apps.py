@@ -18,3 +18,8 @@ class FollowupsConfig(AppConfig):
                 tasks.open_followups.delay(organization_id, ids[start : start + 200])
 
         events.response_recorded.connect(open_on_record, dispatch_uid="followups.open")
+
+    def seed_demo(self, *, organization, stdout):
+        from followups.demo import seed_followups
+
+        seed_followups(organization=organization, stdout=stdout)

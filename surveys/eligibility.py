@@ -1,38 +1,61 @@
 """Who may be asked by a programme at a given moment: the one eligibility rule.
 
-`exclusions()` is the rule, as an ordered list of (reason, condition on Contact). Everything
-else derives from it and runs as SQL over the programme's segment, never loading contacts:
+`exclusions()` is the rule, as an ordered list of reasons, each a condition on the contact
+(and its account) and/or on its invitations. Everything else derives from it and runs as
+SQL over the programme's segment, never loading contacts:
 
 - `skip_reasons()` annotates each in-segment contact with the FIRST reason it is excluded
   (a CASE expression; NULL when eligible), so "why wasn't Ann surveyed?" is one query;
 - `eligible_contacts()` is the same queryset where the reason is NULL;
-- `cycle_population()` counts who the cadence works through in one cycle (the drip);
+- `any_of()` folds rules into one condition, for the planner's single pass (see
+  scheduler.py), `unblocked_count()` counts the waiting pool, and `cycle_population()`
+  who the cadence works through in one cycle (the drip);
 - `coverage()` compares what the segment reaches with the whole customer base.
 
-The conditions that read invitations or other contacts are uncorrelated `IN (SELECT …)`
-subqueries: PostgreSQL evaluates each once into a hash (given the work_mem of
-`roomy_sql()`), so the CASE costs a few hash probes per contact.
+The conditions on invitations are uncorrelated `IN (SELECT …)` subqueries: PostgreSQL
+builds each once into a hash (given the work_mem of `roomy_sql()`), so a contact costs a
+few hash probes. The account cap is a correlated count over the (organization, account)
+index, cheap for one contact; the planner counts places for all accounts at once instead.
 
 Sampling must not bias the score: nothing here excludes on open tickets, health or past
 scores, and `coverage()` warns when a segment under-samples low-health accounts or ARR.
 """
 
 import math
+import operator
 import zoneinfo
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from functools import lru_cache
+from functools import lru_cache, reduce
 
 from django.db import connection, transaction
-from django.db.models import Case, CharField, Count, Q, QuerySet, Sum, Value, When
+from django.db.models import (
+    Case,
+    CharField,
+    Count,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.lookups import GreaterThanOrEqual
 from django.utils.timezone import now
 
-from accounts import segments
 from accounts.models import Account, Contact, LifecycleStage
 from accounts.selectors import contacts_in_segment, contacts_of
 from nps_platform.models import Organization
-from surveys.models import OPEN_STATES, Invitation, Programme, SkipReason, SurveySettings
+from surveys.models import (
+    OPEN_STATES,
+    Invitation,
+    InvitationState,
+    Programme,
+    SkipReason,
+    SurveySettings,
+)
 
 # Reasons the annotation may give besides SkipReason. Neither is recorded as a skip: the
 # cadence itself says "not yet", and a segment says who the programme is for at all.
@@ -52,8 +75,13 @@ DEFAULT_FATIGUE_DAYS = SurveySettings._meta.get_field("fatigue_days").default
 
 @dataclass(frozen=True)
 class Exclusion:
+    """One reason not to ask: a condition on the contact (and its account), and/or on the
+    contact's invitations (it has one matching `invitations`). `condition` joins both."""
+
     reason: str
-    condition: Q
+    contact: Q | None = None
+    invitations: Q | None = None
+    condition: Q = field(default_factory=Q)
 
 
 # --- Time helpers shared with the scheduler -----------------------------------------------
@@ -86,11 +114,15 @@ def local_date(organization: Organization, at: datetime) -> date:
 @contextmanager
 def roomy_sql(work_mem: str = "128MB"):
     """A transaction in which PostgreSQL may hash the `IN (SELECT …)` subqueries of the rule
-    for a million contacts, instead of rescanning them per row. No-op elsewhere."""
+    for a million contacts, instead of rescanning them per row, and does not JIT-compile.
+    No-op elsewhere."""
     with transaction.atomic():
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute(f"SET LOCAL work_mem = '{work_mem}'")  # a constant, not input
+                # Each statement reads a segment once: compiling its expressions (JIT)
+                # costs more than it saves.
+                cursor.execute("SET LOCAL jit = off")
         yield
 
 
@@ -121,16 +153,43 @@ def account_usage(organization: Organization, programme: Programme, at: datetime
     return Q(last_surveyed_at__gte=since) | Q(pk__in=_contact_ids(open_invitations(organization)))
 
 
-def capped_accounts(organization: Organization, programme: Programme, at: datetime) -> QuerySet:
-    """Ids of accounts whose `account_cap` places are all taken (one GROUP BY … HAVING)."""
-    return (
-        Contact.objects.filter(organization=organization, account_id__isnull=False)
+def account_used(organization: Organization, programme: Programme, at: datetime) -> Subquery:
+    """How many of the contact's account's places are taken (a correlated count over the
+    (organization, account) index; NULL for no account or none taken)."""
+    return Subquery(
+        Contact.objects.filter(organization=organization, account_id=OuterRef("account_id"))
         .filter(account_usage(organization, programme, at))
+        .order_by()
         .values("account_id")
         .annotate(used=Count("id"))
-        .filter(used__gte=programme.account_cap)
-        .values("account_id")
+        .values("used")[:1]
     )
+
+
+SENT_STATES = [
+    InvitationState.SENT,
+    InvitationState.DELIVERED,
+    InvitationState.OPENED,
+    InvitationState.ANSWERED,
+    InvitationState.BOUNCED,
+    InvitationState.FAILED,
+]
+# A sent invitation's planned_for is the moment it was claimed for sending: a bound on
+# sent_at the (programme, state, planned_for) index can use, with a week's slack.
+SENT_SLACK = timedelta(days=7)
+
+
+def _invited(organization: Organization, invitations: Q) -> Q:
+    return Q(pk__in=_contact_ids(Invitation.objects.filter(invitations, organization=organization)))
+
+
+def _exclusion(organization, reason, *, contact=None, invitations=None) -> Exclusion:
+    condition = Q()
+    if contact is not None:
+        condition |= contact
+    if invitations is not None:
+        condition |= _invited(organization, invitations)
+    return Exclusion(reason, contact=contact, invitations=invitations, condition=condition)
 
 
 def exclusions(
@@ -145,34 +204,39 @@ def exclusions(
     eligible. Never excludes on open tickets, health or scores (that would bias the NPS)."""
     if fatigue_days is None:
         fatigue_days = fatigue_days_of(organization)
-    rules = [Exclusion(SkipReason.SUPPRESSED, ~Q(suppressed_reason=""))]
+
+    def rule(reason, **parts):
+        return _exclusion(organization, reason, **parts)
+
+    rules = [rule(SkipReason.SUPPRESSED, contact=~Q(suppressed_reason=""))]
     if programme.channel_email:
-        rules.append(Exclusion(SkipReason.NO_EMAIL, Q(email__isnull=True) | Q(email="")))
+        rules.append(rule(SkipReason.NO_EMAIL, contact=Q(email__isnull=True) | Q(email="")))
     rules.append(
-        Exclusion(
+        rule(
             SkipReason.CHURNED,
-            Q(account__churned_at__isnull=False)
+            contact=Q(account__churned_at__isnull=False)
             | Q(account__lifecycle_stage=LifecycleStage.CHURNED),
         )
     )
     if programme.min_tenure_days:
         # An account without a sign-up date has an unknown tenure: it is not excluded.
         joined_by = local_date(organization, at) - timedelta(days=programme.min_tenure_days)
-        rules.append(Exclusion(SkipReason.TENURE, Q(account__signed_up_on__gt=joined_by)))
-    mine = Invitation.objects.filter(organization=organization, programme=programme)
+        rules.append(rule(SkipReason.TENURE, contact=Q(account__signed_up_on__gt=joined_by)))
     rules.append(
-        Exclusion(
+        rule(
             SkipReason.ALREADY_PLANNED,
-            Q(pk__in=_contact_ids(mine.filter(state__in=OPEN_STATES))),
+            invitations=Q(programme=programme, state__in=OPEN_STATES),
         )
     )
+    due_from = at - timedelta(days=programme.every_days)
     rules.append(
-        Exclusion(
+        rule(
             NOT_DUE,
-            Q(
-                pk__in=_contact_ids(
-                    mine.filter(sent_at__gte=at - timedelta(days=programme.every_days))
-                )
+            invitations=Q(
+                programme=programme,
+                state__in=SENT_STATES,
+                planned_for__gte=due_from - SENT_SLACK,
+                sent_at__gte=due_from,
             ),
         )
     )
@@ -180,38 +244,43 @@ def exclusions(
     # (last_responded_at), or an invitation of another programme already on its way.
     rested = at - timedelta(days=fatigue_days)
     rules.append(
-        Exclusion(
+        rule(
             SkipReason.FATIGUED,
-            Q(last_surveyed_at__gte=rested)
-            | Q(last_responded_at__gte=rested)
-            | Q(pk__in=_contact_ids(open_invitations(organization))),
+            contact=Q(last_surveyed_at__gte=rested) | Q(last_responded_at__gte=rested),
+            invitations=Q(state__in=OPEN_STATES),
         )
     )
     if programme.account_cap:
         rules.append(
-            Exclusion(
+            rule(
                 SkipReason.ACCOUNT_CAP,
-                Q(account_id__in=capped_accounts(organization, programme, at)),
+                # Correlated: asking about one contact (a touchpoint, "why not Ann?") or
+                # recording the first skips reads one account, not every account. The
+                # planner's pick counts places for all accounts at once instead.
+                contact=Q(
+                    GreaterThanOrEqual(
+                        account_used(organization, programme, at), programme.account_cap
+                    )
+                ),
             )
         )
     return rules
 
 
-def reason_case(rules: list[Exclusion], *, segment: Q | None = None) -> Case:
-    """The first matching reason as a CASE expression, NULL when none matches. With
-    `segment`, contacts outside it come first as NOT_IN_SEGMENT."""
-    whens = []
-    if segment is not None:
-        whens.append(When(~segment, then=Value(NOT_IN_SEGMENT)))
-    whens += [When(rule.condition, then=Value(str(rule.reason))) for rule in rules]
+def any_of(organization: Organization, rules: list[Exclusion]) -> Q:
+    """Whether any of the rules excludes the contact, with one `IN (SELECT …)` over
+    invitations for all of them (one hash probe a contact instead of one a rule)."""
+    parts = [rule.contact for rule in rules if rule.contact is not None]
+    invitations = [rule.invitations for rule in rules if rule.invitations is not None]
+    if invitations:
+        parts.append(_invited(organization, reduce(operator.or_, invitations)))
+    return reduce(operator.or_, parts) if parts else Q(pk__in=[])
+
+
+def reason_case(rules: list[Exclusion]) -> Case:
+    """The first matching reason as a CASE expression, NULL when none matches."""
+    whens = [When(rule.condition, then=Value(str(rule.reason))) for rule in rules]
     return Case(*whens, default=Value(None), output_field=CharField())
-
-
-def segment_q(programme: Programme) -> Q | None:
-    """The programme's segment as a filter on Contact; None for every contact."""
-    if programme.segment_id is None:
-        return None
-    return segments.contacts_q(programme.segment.rules)
 
 
 def in_segment(organization: Organization, programme: Programme) -> QuerySet[Contact]:
@@ -275,6 +344,37 @@ def contact_skip_reason(
     if found is None and not in_segment(organization, programme).filter(pk=contact.pk).exists():
         return NOT_IN_SEGMENT
     return found
+
+
+def unblocked_count(
+    *,
+    organization: Organization,
+    programme: Programme,
+    at: datetime | None = None,
+    fatigue_days: int | None = None,
+) -> int:
+    """How many contacts the programme could ask at `at`, the account cap aside (it decides
+    which contacts of an account go first, not how many are waiting): a count over the whole
+    segment, with one hash probe a contact (see `any_of`)."""
+    at = at or now()
+    rules = [
+        rule
+        for rule in exclusions(
+            organization=organization, programme=programme, at=at, fatigue_days=fatigue_days
+        )
+        if rule.reason != SkipReason.ACCOUNT_CAP
+    ]
+    return (
+        in_segment(organization, programme)
+        .annotate(
+            blocked=Case(
+                When(any_of(organization, rules), then=Value(1)),
+                default=Value(0),
+            )
+        )
+        .filter(blocked=0)
+        .count()
+    )
 
 
 def cycle_population(

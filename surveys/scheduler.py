@@ -21,13 +21,14 @@ from datetime import UTC, date, datetime, time, timedelta
 from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, Count, Exists, F, OuterRef, Q, Value, When
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import TruncDate
 from django.utils.timezone import now as current_time
 
 from accounts.models import Contact
 from nps_platform.models import Organization
 from responses.models import Response
-from surveys import emails, eligibility, services
+from surveys import eligibility, emails, services
 from surveys.eligibility import local_date, local_day_start, zone_of
 from surveys.models import (
     Invitation,
@@ -135,19 +136,54 @@ _COLUMNS = (
 )
 
 
-def _insert(rows: list[tuple]) -> int:
-    """Inserts invitation rows (in _COLUMNS order); one still open for the same programme and
-    contact (the partial unique constraint) is left alone. Returns the rows inserted."""
+def _insert_rows(
+    *,
+    organization: Organization,
+    programme: Programme,
+    at: datetime,
+    rows: list[tuple],
+    state: str = S.PLANNED,
+    skip_reason: str = "",
+) -> int:
+    """Inserts invitations made by the planner at `at`, given (contact_id, account_id,
+    planned_for) rows; one still open for the same programme and contact (the partial
+    unique constraint) is left alone, so planning twice plans once. Returns the rows
+    inserted."""
     if not rows:
         return 0
     qn = connection.ops.quote_name
-    one = "(" + ", ".join(["%s"] * len(_COLUMNS)) + ")"
-    sql = (
-        f"INSERT INTO {qn(_TABLE)} ({', '.join(qn(c) for c in _COLUMNS)}) "
-        f"VALUES {', '.join([one] * len(rows))} ON CONFLICT DO NOTHING"
-    )
+    head = f"INSERT INTO {qn(_TABLE)} ({', '.join(qn(c) for c in _COLUMNS)}) "
+    fixed = (organization.pk, programme.pk, programme.survey_id)
+    constants = ("email", str(state), str(skip_reason), "", _db_time(at), 0, "", "")
+    if connection.vendor == "postgresql":
+        # Three arrays rather than 14 parameters a row: cheap to send and to plan.
+        contact_ids, account_ids, moments = (list(column) for column in zip(*rows, strict=True))
+        sql = head + (  # noqa: S608 - names and SQL are ours, values are parameters
+            "SELECT %s, %s, %s, u.contact_id, u.account_id, %s, %s, %s, %s, u.planned_for,"
+            " %s, %s, %s, %s FROM unnest(%s::bigint[], %s::bigint[], %s::timestamptz[])"
+            " AS u(contact_id, account_id, planned_for) ON CONFLICT DO NOTHING"
+        )
+        params = (*fixed, *constants, contact_ids, account_ids, moments)
+    else:
+        one = "(" + ", ".join(["%s"] * len(_COLUMNS)) + ")"
+        sql = head + f"VALUES {', '.join([one] * len(rows))} ON CONFLICT DO NOTHING"
+        params = [
+            value
+            for contact_id, account_id, planned_for in rows
+            for value in (
+                *fixed,
+                contact_id,
+                account_id,
+                constants[0],
+                constants[1],
+                constants[2],
+                constants[3],
+                _db_time(planned_for),
+                *constants[4:],
+            )
+        ]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [value for row in rows for value in row])
+        cursor.execute(sql, params)
         return cursor.rowcount
 
 
@@ -203,9 +239,7 @@ def _drip(population: int, programme: Programme) -> int:
 def planned_on_day(organization: Organization, programme: Programme, at: datetime) -> int:
     """Invitations the scheduler (not a trigger) made for the programme on `at`'s day."""
     start = local_day_start(organization, at)
-    end = datetime.combine(
-        start.date() + timedelta(days=1), time(), zone_of(organization.timezone)
-    )
+    end = datetime.combine(start.date() + timedelta(days=1), time(), zone_of(organization.timezone))
     return Invitation.objects.filter(
         organization=organization,
         programme=programme,
@@ -233,9 +267,11 @@ def _pick_sql(
     planned_today: int,
     prefix: tuple[int, int],
 ) -> tuple[str, tuple]:
-    """One statement, one pass over the segment: each contact's reason (the rule without
-    the account cap) into a materialized CTE; from it the cycle population (drip) and so
-    today's number, and that many eligible contacts, longest unsurveyed first.
+    """One statement, one pass over the segment, from the same rule (eligibility.exclusions)
+    folded into two flags: the segment less its standing exclusions goes into a
+    materialized CTE, flagged when a passing reason blocks the contact; from it the cycle
+    population (drip) and so today's number, and that many unblocked contacts, longest
+    unsurveyed first.
 
     With an account cap, the window runs over the first `n × prefix[0] + prefix[1]`
     eligible contacts in pick order (a prefix holds every contact that ranks before any of
@@ -243,8 +279,214 @@ def _pick_sql(
     account) keeps those within the places their account has left (the cap less contacts
     surveyed within the window or planned). A capped account has no places left.
 
-    Rows: (population, wanted, candidates, c_id, c_account, c_tz, i, n), at least one row
-    (the counts) even when nothing is picked; the i-th of n picked."""
+    Rows: (kind, population, wanted, candidates, c_id, c_account, c_tz, i, n): one row of
+    counts (kind 0), a row per picked contact, the i-th of n (kind 1), and a row per
+    contact the account cap held back (kind 2)."""
+    rules = eligibility.exclusions(
+        organization=organization, programme=programme, at=at, fatigue_days=fatigue_days
+    )
+    standing = [rule for rule in rules if rule.reason in eligibility.STANDING]
+    passing = [
+        rule
+        for rule in rules
+        if rule.reason not in eligibility.STANDING and rule.reason != SkipReason.ACCOUNT_CAP
+    ]
+    reasons = (
+        eligibility.in_segment(organization, programme)
+        .annotate(
+            plan_standing=Case(
+                When(eligibility.any_of(organization, standing), then=Value(1)), default=Value(0)
+            ),
+            plan_blocked=Case(
+                When(eligibility.any_of(organization, passing), then=Value(1)), default=Value(0)
+            ),
+        )
+        .filter(plan_standing=0)
+        .order_by()
+        .values(
+            c_id=F("id"),
+            c_account=F("account_id"),
+            c_tz=F("timezone"),
+            c_seen=F("last_surveyed_at"),
+            c_blocked=F("plan_blocked"),
+        )
+    )
+    reasons_sql, params = _sql(reasons)
+    # r: the segment less its standing exclusions (the cycle's population), each contact
+    # flagged when something passing (fatigue, its cadence, a planned invitation) blocks it.
+    # Read twice (the population, then the pick) when dripping: kept, not computed twice.
+    materialized = "" if programme.daily_cap else "MATERIALIZED "
+    parts = [f"r AS {materialized}({reasons_sql})"]
+    key = _order_key()
+    if programme.daily_cap:
+        parts += [
+            "pop AS (SELECT CAST(NULL AS BIGINT) AS population)",
+            "want AS (SELECT %s AS n)",
+        ]
+        params += (max(0, programme.daily_cap - planned_today),)
+    else:
+        every = max(1, programme.every_days)
+        parts += [
+            "pop AS (SELECT COUNT(*) AS population FROM r)",
+            "want AS (SELECT CASE WHEN q > 0 THEN q ELSE 0 END AS n"
+            " FROM (SELECT (population + %s - 1) / %s - %s AS q FROM pop) x)",
+        ]
+        params += (every, every, planned_today)
+    if not programme.account_cap:
+        parts.append(
+            "picked AS (SELECT c_id, c_account, c_tz, c_seen FROM r WHERE c_blocked = 0"  # noqa: S608 - names and SQL are ours, values are parameters
+            f" ORDER BY {key} LIMIT (SELECT n FROM want))"
+        )
+        candidates = "CAST(NULL AS BIGINT)"
+    else:
+        usage = (
+            Contact.objects.filter(
+                organization=organization,
+                # Only the candidates' accounts (the cand CTE below), by the index.
+                account_id__in=RawSQL("SELECT c_account FROM cand", ()),
+            )
+            .filter(eligibility.account_usage(organization, programme, at))
+            .order_by()
+            .values("account_id")
+            .annotate(c_used=Count("id"))
+        )
+        usage_sql, usage_params = _sql(usage)
+        parts += [
+            "cand AS MATERIALIZED (SELECT c_id, c_account, c_tz, c_seen FROM r"  # noqa: S608 - names and SQL are ours, values are parameters
+            f" WHERE c_blocked = 0 ORDER BY {key} LIMIT (SELECT n * %s + %s FROM want))",
+            f"used AS ({usage_sql})",
+            "w AS MATERIALIZED (SELECT cand.c_id, cand.c_account, cand.c_tz, cand.c_seen,"  # noqa: S608 - names and SQL are ours, values are parameters
+            " CASE WHEN cand.c_account IS NULL OR ROW_NUMBER() OVER ("
+            f"   PARTITION BY cand.c_account ORDER BY {_order_key('cand.')})"
+            "   <= %s - COALESCE(used.c_used, 0) THEN 1 ELSE 0 END AS c_fits"
+            " FROM cand LEFT JOIN used ON used.account_id = cand.c_account)",
+            "picked AS (SELECT c_id, c_account, c_tz, c_seen FROM w WHERE c_fits = 1"  # noqa: S608 - names and SQL are ours, values are parameters
+            f" ORDER BY {key} LIMIT (SELECT n FROM want))",
+        ]
+        params += (*prefix, *usage_params, programme.account_cap)
+        candidates = "(SELECT COUNT(*) FROM cand)"
+        # Those the cap held back although their turn had come: the account-cap skips.
+        dropped = (
+            " UNION ALL SELECT 2, NULL, NULL, NULL, c_id, c_account, NULL, NULL, NULL"  # noqa: S608 - names and SQL are ours, values are parameters
+            f" FROM (SELECT c_id, c_account FROM w WHERE c_fits = 0 ORDER BY {key}"
+            " LIMIT %s) d"
+        )
+        params_tail = (SKIP_RECORD_LIMIT,)
+    if not programme.account_cap:
+        dropped, params_tail = "", ()
+    sql = (
+        f"WITH {', '.join(parts)} "  # noqa: S608 - names and SQL are ours, values are parameters
+        f"SELECT 0, pop.population, (SELECT n FROM want), {candidates},"
+        " NULL, NULL, NULL, NULL, NULL FROM pop"
+        " UNION ALL SELECT 1, NULL, NULL, NULL, c_id, c_account, c_tz,"
+        f" ROW_NUMBER() OVER (ORDER BY {key}), COUNT(*) OVER () FROM picked" + dropped
+    )
+    return sql, (*params, *params_tail)
+
+
+@dataclass
+class _Picked:
+    population: int | None = None
+    wanted: int = 0
+    candidates: int | None = None
+    planned: int = 0
+    capped: list[tuple[int, int]] = field(default_factory=list)  # (contact, account)
+
+
+def _plan_picked(
+    *, organization: Organization, programme: Programme, at: datetime, sql: str, params
+) -> _Picked:
+    """Runs the pick and inserts an invitation per picked contact, the i-th of n at the
+    i-th of n even slots of its send window, in its own time zone (else the
+    organization's). Streams the rows in chunks: memory stays flat."""
+    windows: dict[str, tuple[datetime, datetime]] = {}
+    result = _Picked()
+    with connection.chunked_cursor() as cursor:
+        cursor.execute(sql, params)
+        while chunk := cursor.fetchmany(INSERT_CHUNK):
+            rows = []
+            for (
+                kind,
+                population,
+                wanted,
+                candidates,
+                contact_id,
+                account_id,
+                tz_name,
+                i,
+                n,
+            ) in chunk:
+                if kind == 0:
+                    result.population, result.wanted, result.candidates = (
+                        population,
+                        wanted,
+                        candidates,
+                    )
+                    continue
+                if kind == 2:
+                    result.capped.append((contact_id, account_id))
+                    continue
+                zone = zone_of(tz_name, organization.timezone)
+                if zone.key not in windows:
+                    windows[zone.key] = window_for(programme, zone, at)
+                start, end = windows[zone.key]
+                planned_for = start + (end - start) * ((i - 0.5) / n)
+                rows.append((contact_id, account_id, planned_for.replace(microsecond=0)))
+            result.planned += _insert_rows(
+                organization=organization, programme=programme, at=at, rows=rows
+            )
+    return result
+
+
+def _record_capped(
+    *, organization: Organization, programme: Programme, at: datetime, capped: dict
+) -> int:
+    """Records the contacts the account cap held back when their turn came (up to
+    SKIP_RECORD_LIMIT), as skipped, under the same once-a-day, once-a-cycle rule."""
+    day_start = local_day_start(organization, at)
+    chosen = list(capped.items())[:SKIP_RECORD_LIMIT]
+    seen = set(
+        Invitation.objects.filter(
+            organization=organization,
+            programme=programme,
+            state=S.SKIPPED,
+            contact_id__in=[contact_id for contact_id, _ in chosen],
+            planned_for__gte=min(day_start, at - timedelta(days=programme.every_days)),
+        )
+        .filter(Q(planned_for__gte=day_start) | Q(skip_reason=SkipReason.ACCOUNT_CAP))
+        .values_list("contact_id", flat=True)
+    )
+    return _insert_rows(
+        organization=organization,
+        programme=programme,
+        at=at,
+        rows=[(contact, account, at) for contact, account in chosen if contact not in seen],
+        state=S.SKIPPED,
+        skip_reason=SkipReason.ACCOUNT_CAP,
+    )
+
+
+def _record_skips(
+    *,
+    organization: Organization,
+    programme: Programme,
+    at: datetime,
+    fatigue_days: int,
+    capped: dict,
+) -> Counter:
+    """Records up to SKIP_RECORD_LIMIT skipped invitations with their reason: the account
+    cap's from the pick, the others in one INSERT … SELECT that stops once it has enough.
+    A contact gets at most one a day, and the same reason once a cycle (every_days), so
+    repeated ticks do not pile up rows."""
+    counts = Counter()
+    if capped:
+        counts[SkipReason.ACCOUNT_CAP.value] = _record_capped(
+            organization=organization, programme=programme, at=at, capped=capped
+        )
+    limit = SKIP_RECORD_LIMIT - counts.total()
+    if limit <= 0:
+        return +counts
+    # The account cap is left to the pick, which counts every account's places at once.
     rules = [
         rule
         for rule in eligibility.exclusions(
@@ -256,143 +498,7 @@ def _pick_sql(
         eligibility.in_segment(organization, programme)
         .annotate(plan_reason=eligibility.reason_case(rules))
         .order_by()
-        .values(
-            c_id=F("id"),
-            c_account=F("account_id"),
-            c_tz=F("timezone"),
-            c_seen=F("last_surveyed_at"),
-            c_reason=F("plan_reason"),
-        )
-    )
-    reasons_sql, params = _sql(reasons)
-    parts = [f"r AS MATERIALIZED ({reasons_sql})"]
-    key = _order_key()
-    if programme.daily_cap:
-        parts += [
-            "pop AS (SELECT CAST(NULL AS BIGINT) AS population)",
-            "want AS (SELECT %s AS n)",
-        ]
-        params += (max(0, programme.daily_cap - planned_today),)
-    else:
-        standing = [str(reason) for reason in eligibility.STANDING]
-        parts += [
-            "pop AS (SELECT COUNT(*) AS population FROM r WHERE c_reason IS NULL"
-            f" OR c_reason NOT IN ({', '.join(['%s'] * len(standing))}))",
-            "want AS (SELECT CASE WHEN q > 0 THEN q ELSE 0 END AS n"
-            " FROM (SELECT (population + %s - 1) / %s - %s AS q FROM pop) x)",
-        ]
-        every = max(1, programme.every_days)
-        params += (*standing, every, every, planned_today)
-    if not programme.account_cap:
-        parts.append(
-            "picked AS (SELECT c_id, c_account, c_tz, c_seen FROM r WHERE c_reason IS NULL"
-            f" ORDER BY {key} LIMIT (SELECT n FROM want))"
-        )
-        candidates = "CAST(NULL AS BIGINT)"
-    else:
-        usage = (
-            Contact.objects.filter(organization=organization, account_id__isnull=False)
-            .filter(eligibility.account_usage(organization, programme, at))
-            .order_by()
-            .values("account_id")
-            .annotate(c_used=Count("id"))
-        )
-        usage_sql, usage_params = _sql(usage)
-        parts += [
-            "cand AS MATERIALIZED (SELECT c_id, c_account, c_tz, c_seen FROM r"
-            f" WHERE c_reason IS NULL ORDER BY {key} LIMIT (SELECT n * %s + %s FROM want))",
-            f"used AS (SELECT account_id, c_used FROM ({usage_sql}) u"
-            " WHERE account_id IN (SELECT c_account FROM cand))",
-            "picked AS (SELECT c_id, c_account, c_tz, c_seen FROM ("
-            " SELECT cand.c_id, cand.c_account, cand.c_tz, cand.c_seen,"
-            " COALESCE(used.c_used, 0) AS c_used,"
-            f" ROW_NUMBER() OVER (PARTITION BY cand.c_account ORDER BY {_order_key('cand.')})"
-            " AS place"
-            " FROM cand LEFT JOIN used ON used.account_id = cand.c_account"
-            ") w WHERE c_account IS NULL OR place <= %s - c_used"
-            f" ORDER BY {key} LIMIT (SELECT n FROM want))",
-        ]
-        params += (*prefix, *usage_params, programme.account_cap)
-        candidates = "(SELECT COUNT(*) FROM cand)"
-    sql = (
-        f"WITH {', '.join(parts)} "
-        f"SELECT pop.population, (SELECT n FROM want), {candidates},"
-        " p.c_id, p.c_account, p.c_tz, p.i, p.n FROM pop LEFT JOIN ("
-        " SELECT c_id, c_account, c_tz,"
-        f" ROW_NUMBER() OVER (ORDER BY {key}) AS i, COUNT(*) OVER () AS n FROM picked"
-        ") p ON 1 = 1 ORDER BY p.i"
-    )
-    return sql, params
-
-
-@dataclass
-class _Picked:
-    population: int | None = None
-    wanted: int = 0
-    candidates: int | None = None
-    planned: int = 0
-
-
-def _plan_picked(
-    *, organization: Organization, programme: Programme, at: datetime, sql: str, params
-) -> _Picked:
-    """Runs the pick and inserts an invitation per picked contact, the i-th of n at the
-    i-th of n even slots of its send window, in its own time zone (else the
-    organization's). Streams the rows in chunks: memory stays flat."""
-    windows: dict[str, tuple[datetime, datetime]] = {}
-    result = _Picked()
-    db_at = _db_time(at)
-    with connection.chunked_cursor() as cursor:
-        cursor.execute(sql, params)
-        while chunk := cursor.fetchmany(INSERT_CHUNK):
-            rows = []
-            for population, wanted, candidates, contact_id, account_id, tz_name, i, n in chunk:
-                result.population, result.wanted, result.candidates = (
-                    population,
-                    wanted,
-                    candidates,
-                )
-                if contact_id is None:
-                    continue
-                zone = zone_of(tz_name, organization.timezone)
-                if zone.key not in windows:
-                    windows[zone.key] = window_for(programme, zone, at)
-                start, end = windows[zone.key]
-                planned_for = start + (end - start) * ((i - 0.5) / n)
-                rows.append(
-                    (
-                        organization.pk,
-                        programme.pk,
-                        programme.survey_id,
-                        contact_id,
-                        account_id,
-                        "email",
-                        S.PLANNED.value,
-                        "",
-                        "",
-                        _db_time(planned_for.replace(microsecond=0)),
-                        db_at,
-                        0,
-                        "",
-                        "",
-                    )
-                )
-            result.planned += _insert(rows)
-    return result
-
-
-def _record_skips(
-    *, organization: Organization, programme: Programme, at: datetime, fatigue_days
-) -> Counter:
-    """Records up to SKIP_RECORD_LIMIT skipped invitations with their reason, in one
-    INSERT … SELECT that stops once it has them. A contact gets at most one a day, and the
-    same reason once a cycle (every_days), so repeated ticks do not pile up rows."""
-    reasons = (
-        eligibility.skip_reasons(
-            organization=organization, programme=programme, at=at, fatigue_days=fatigue_days
-        )
-        .order_by()
-        .values(c_id=F("id"), c_account=F("account_id"), c_reason=F("skip_reason"))
+        .values(c_id=F("id"), c_account=F("account_id"), c_reason=F("plan_reason"))
     )
     inner, inner_params = _sql(reasons)
     recorded = [str(reason) for reason in eligibility.RECORDED]
@@ -401,7 +507,7 @@ def _record_skips(
     qn = connection.ops.quote_name
     db_at = _db_time(at)
     sql = (
-        f"WITH s AS MATERIALIZED ({inner}) "
+        f"WITH s AS MATERIALIZED ({inner}) "  # noqa: S608 - names and SQL are ours, values are parameters
         f"INSERT INTO {qn(_TABLE)} ({', '.join(qn(c) for c in _COLUMNS)}) "
         "SELECT %s, %s, %s, s.c_id, s.c_account, 'email', %s, s.c_reason, '', %s, %s, 0, '', '' "
         f"FROM s WHERE s.c_reason IN ({', '.join(['%s'] * len(recorded))}) "
@@ -423,11 +529,12 @@ def _record_skips(
         S.SKIPPED.value,
         _db_time(min(day_start, cycle_start)),
         _db_time(day_start),
-        SKIP_RECORD_LIMIT,
+        limit,
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return Counter(reason for (reason,) in cursor.fetchall())
+        counts.update(reason for (reason,) in cursor.fetchall())
+    return +counts
 
 
 def programme_plan(
@@ -458,6 +565,7 @@ def programme_plan(
                 report.quota = _drip(report.population, programme)
         if report.quota and report.quota <= planned_today:
             return report  # today's share is planned: no pass over the segment
+        capped: dict[int, int] = {}  # contact → account, held back by the account cap
         for prefix in ACCOUNT_CAP_PREFIXES:
             sql, params = _pick_sql(
                 organization=organization,
@@ -471,6 +579,7 @@ def programme_plan(
                 organization=organization, programme=programme, at=at, sql=sql, params=params
             )
             report.planned += picked.planned
+            capped.update(picked.capped)
             if picked.population is not None:
                 report.population = picked.population
                 report.quota = _drip(picked.population, programme)
@@ -490,7 +599,11 @@ def programme_plan(
             planned_today = planned_on_day(organization, programme, at)
         if report.planned or report.quota > planned_today:
             recorded = _record_skips(
-                organization=organization, programme=programme, at=at, fatigue_days=fatigue_days
+                organization=organization,
+                programme=programme,
+                at=at,
+                fatigue_days=fatigue_days,
+                capped=capped,
             )
             report.skipped_by_reason = dict(recorded)
             report.skips_capped = sum(recorded.values()) >= SKIP_RECORD_LIMIT
@@ -583,9 +696,9 @@ def programme_forecast(
     if programme.is_active and programme.channel_email and programme.survey.is_active:
         with eligibility.roomy_sql():
             quota, _ = daily_quota(organization=organization, programme=programme, at=at)
-            pool = eligibility.eligible_contacts(
+            pool = eligibility.unblocked_count(
                 organization=organization, programme=programme, at=at
-            ).count()
+            )
         first_due = at - timedelta(days=programme.every_days)
         due_again = Counter(
             {
@@ -662,9 +775,7 @@ def _retry_at(invitation: Invitation, organization: Organization, now: datetime)
     if invitation.programme is None:
         return moment
     contact_tz = invitation.contact.timezone if invitation.contact else ""
-    return next_in_window(
-        invitation.programme, zone_of(contact_tz, organization.timezone), moment
-    )
+    return next_in_window(invitation.programme, zone_of(contact_tz, organization.timezone), moment)
 
 
 def invitation_send_one(
@@ -928,6 +1039,8 @@ def invitations_mark_answered(*, organization: Organization, response_ids: list[
         invitation = Invitation.objects.filter(organization=organization, pk=invitation_id).first()
         if invitation is None:
             continue
-        invitation_mark_answered(invitation=invitation, response_id=response_id, moment=submitted_at)
+        invitation_mark_answered(
+            invitation=invitation, response_id=response_id, moment=submitted_at
+        )
         answered += 1
     return answered

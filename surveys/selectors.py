@@ -111,7 +111,7 @@ class ProgrammeVerdict:
 def why_not_surveyed(
     organization: Organization, contact: Contact, *, at: datetime | None = None
 ) -> list[ProgrammeVerdict]:
-    """"Why wasn't Ann surveyed?": each active programme's verdict on the contact now (the
+    """ "Why wasn't Ann surveyed?": each active programme's verdict on the contact now (the
     recorded skips are in `invitations_of(organization, contact=…)`)."""
     at = at or now()
     return [

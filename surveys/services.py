@@ -94,7 +94,7 @@ def _whole(value, errors: dict, name: str, *, low: int, high: int, label: str = 
 def _unknown(fields: dict, allowed) -> None:
     extra = sorted(set(fields) - set(allowed))
     if extra:
-        raise ValidationError({name: "This field cannot be set here." for name in extra})
+        raise ValidationError(dict.fromkeys(extra, "This field cannot be set here."))
 
 
 def _model_errors(instance: Model, exclude=()) -> dict:
@@ -132,9 +132,7 @@ def _clean_translations(value, errors: dict) -> dict:
     return clean
 
 
-def survey_save(
-    *, organization: Organization, survey: Survey | None = None, **fields
-) -> Survey:
+def survey_save(*, organization: Organization, survey: Survey | None = None, **fields) -> Survey:
     """Creates (survey=None) or edits a survey. Fields are the survey's editable ones."""
     _unknown(fields, SURVEY_EDITABLE)
     survey = survey or Survey(organization=organization)
@@ -268,9 +266,12 @@ def programme_save(
         errors["survey"] = "Choose the survey this programme sends."
     if not (programme.channel_email or programme.channel_link or programme.channel_in_app):
         errors["channel_email"] = "Choose at least one channel: email, link or in-app."
-    if "window_start_hour" not in errors and "window_end_hour" not in errors:
-        if programme.window_start_hour >= programme.window_end_hour:
-            errors["window_end_hour"] = "The send window must end after it starts."
+    if (
+        "window_start_hour" not in errors
+        and "window_end_hour" not in errors
+        and programme.window_start_hour >= programme.window_end_hour
+    ):
+        errors["window_end_hour"] = "The send window must end after it starts."
     if (
         programme.reminder_after_days
         and "every_days" not in errors

@@ -26,9 +26,7 @@ def tick() -> int:
     # is done by the tenant tasks, each inside its own organization's scope.
     with scopes_disabled():
         pairs = list(
-            Programme.objects.filter(
-                is_active=True, survey__is_active=True, channel_email=True
-            )
+            Programme.objects.filter(is_active=True, survey__is_active=True, channel_email=True)
             .order_by("organization_id", "pk")
             .values_list("organization_id", "pk")
         )
@@ -101,6 +99,4 @@ def plan_reminders(organization_id: int) -> int:
 @tenant_task(name="surveys.mark_answered", acks_late=True)
 def mark_answered(organization_id: int, response_ids: list[int]) -> int:
     organization = Organization.objects.get(pk=organization_id)
-    return scheduler.invitations_mark_answered(
-        organization=organization, response_ids=response_ids
-    )
+    return scheduler.invitations_mark_answered(organization=organization, response_ids=response_ids)

@@ -125,8 +125,6 @@ def test_it_sends_each_invitation_once_when_two_workers_race(two_workers, org_a)
     recipients = [message.to[0] for message in mail.outbox]
     assert len(set(recipients)) == DUE
     with scopes_disabled():
-        states = set(
-            Invitation.objects.filter(organization=org_a).values_list("state", flat=True)
-        )
+        states = set(Invitation.objects.filter(organization=org_a).values_list("state", flat=True))
         assert states == {InvitationState.SENT}
         assert not Contact.objects.filter(organization=org_a, last_surveyed_at__isnull=True)

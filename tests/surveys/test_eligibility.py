@@ -186,9 +186,7 @@ def test_it_caps_the_contacts_asked_per_account_within_one_run_and_over_the_wind
     assert reasons(org_a, other, at=MONDAY + timedelta(days=31))["big-4"] is None
 
 
-def test_it_looks_further_down_the_list_when_the_account_cap_drops_the_first(
-    org_a, monkeypatch
-):
+def test_it_looks_further_down_the_list_when_the_account_cap_drops_the_first(org_a, monkeypatch):
     crowded = AccountFactory(organization=org_a, name="Crowded")
     for n in range(30):
         ContactFactory(account=crowded, name=f"crowded-{n}")  # never surveyed: first in line
@@ -227,7 +225,10 @@ def test_it_waits_out_the_tenure_minimum(org_a):
 def test_it_limits_eligibility_to_the_segment(org_a):
     segment = SegmentFactory(
         organization=org_a,
-        rules={"match": "all", "conditions": [{"field": "plan", "op": "eq", "value": "enterprise"}]},
+        rules={
+            "match": "all",
+            "conditions": [{"field": "plan", "op": "eq", "value": "enterprise"}],
+        },
     )
     inside = ContactFactory(account__organization=org_a, name="In", account__plan="enterprise")
     outside = ContactFactory(account__organization=org_a, name="Out", account__plan="growth")
@@ -298,7 +299,10 @@ def test_it_warns_when_the_segment_filters_on_health(org_a):
     ContactFactory(account__organization=org_a, account__health_score=90)
     healthy = SegmentFactory(
         organization=org_a,
-        rules={"match": "all", "conditions": [{"field": "health_score", "op": "gte", "value": "50"}]},
+        rules={
+            "match": "all",
+            "conditions": [{"field": "health_score", "op": "gte", "value": "50"}],
+        },
     )
     programme = ProgrammeFactory(survey__organization=org_a, segment=healthy)
     with scope(organization=org_a):
@@ -307,12 +311,14 @@ def test_it_warns_when_the_segment_filters_on_health(org_a):
 
 
 def test_it_does_not_count_suppressed_contacts_as_coverage(org_a):
-    ContactFactory(account__organization=org_a, account__health_score=10, suppressed_reason="bounced")
+    ContactFactory(
+        account__organization=org_a, account__health_score=10, suppressed_reason="bounced"
+    )
     ContactFactory(account__organization=org_a, account__health_score=90)
     ContactFactory(account__organization=org_a, account__health_score=90)
     programme = ProgrammeFactory(survey__organization=org_a)
     with scope(organization=org_a):
         report = eligibility.coverage(org_a, programme)
     assert (report.low_health, report.low_health_covered) == (1, 0)
-    assert report.warnings and "low-health" in report.warnings[0]
-
+    assert report.warnings
+    assert "low-health" in report.warnings[0]

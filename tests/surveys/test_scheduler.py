@@ -57,7 +57,8 @@ def test_it_drips_the_eligible_population_evenly_over_the_cycle(org_a):
         with time_machine.travel(tick, tick=False):
             report = plan(org_a, programme)
             assert report.planned == 3, f"day {day}"
-            assert report.quota == 3 and report.population == 90
+            assert report.quota == 3
+            assert report.population == 90
             today = invitations(programme=programme, state=S.PLANNED)
             if day == 0:
                 # Spread evenly over the 9–17 window (UTC is the organization's zone).
@@ -87,7 +88,9 @@ def test_it_plans_the_daily_cap(org_a):
     programme = ProgrammeFactory(survey__organization=org_a, daily_cap=10)
     with time_machine.travel(MONDAY, tick=False):
         report = plan(org_a, programme)
-    assert report.planned == 10 and report.quota == 10 and report.population is None
+    assert report.planned == 10
+    assert report.quota == 10
+    assert report.population is None
     planned = invitations(programme=programme, state=S.PLANNED)
     # Longest unsurveyed first: never-surveyed contacts before any other.
     assert len(planned) == 10
@@ -203,7 +206,7 @@ def test_it_spreads_into_what_is_left_of_todays_window(org_a):
 
 def test_it_schedules_a_triggered_survey_after_its_delay(org_a):
     [contact] = contacts(org_a, 1, timezone="Europe/Berlin")
-    programme = ProgrammeFactory(
+    ProgrammeFactory(
         survey__organization=org_a,
         name="Onboarding",
         triggers=[{"event": "onboarding_completed", "delay_days": 3}],
@@ -300,13 +303,16 @@ def test_it_checks_suppression_again_just_before_sending(org_a):
         Contact.objects.filter(pk=invitation.contact_id).update(suppressed_reason="complained")
     with time_machine.travel(MONDAY, tick=False):
         report = dispatch(org_a, now=MONDAY + timedelta(minutes=1))
-    assert report.suppressed == 1 and mail.outbox == []
+    assert report.suppressed == 1
+    assert mail.outbox == []
     [invitation] = invitations(pk=invitation.pk)
     assert (invitation.state, invitation.skip_reason) == (S.SUPPRESSED, SkipReason.SUPPRESSED)
 
 
 def test_it_retries_a_failed_send_on_a_capped_schedule_then_fails(org_a):
-    programme = ProgrammeFactory(survey__organization=org_a, window_start_hour=0, window_end_hour=24)
+    programme = ProgrammeFactory(
+        survey__organization=org_a, window_start_hour=0, window_end_hour=24
+    )
     invitation = InvitationFactory(organization=org_a, programme=programme, planned_for=MONDAY)
     start = MONDAY.replace(hour=10)
     boom = mock.patch("surveys.emails.invitation_send", side_effect=OSError("ESP down"))
@@ -459,7 +465,8 @@ def test_it_forecasts_business_days_and_the_answer_rate_from_history(org_a):
         )
     with time_machine.travel(SATURDAY, tick=False), scope(organization=org_a):
         forecast = scheduler.programme_forecast(organization=org_a, programme=programme, days=7)
-    assert forecast.answer_rate == 0.25 and forecast.from_history
+    assert forecast.answer_rate == 0.25
+    assert forecast.from_history
     # Saturday and Sunday's batches go out on Monday.
     assert [(d.day.strftime("%a"), d.sends) for d in forecast.days] == [
         ("Sat", 0),
