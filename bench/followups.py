@@ -206,7 +206,7 @@ def drop_queue() -> int:
 
     client = redis.Redis.from_url(REDIS_URL)
     left = client.llen(QUEUE)
-    client.delete(QUEUE)
+    client.delete(QUEUE, f"_kombu.binding.{QUEUE}", f"_kombu.binding_permanent.{QUEUE}")
     return left
 
 

@@ -7,6 +7,10 @@ or not earlier ones have been answered, and its latency counts from that moment,
 stalled server cannot hide its queue). Then bulk ingest in batches of 1,000. Prints figures;
 stops gunicorn, drops the database and empties its Redis database at the end.
 
+Each run also prints what its requests cost in CPU (gunicorn's workers and the database's
+PostgreSQL backends, read from /proc, per request served) and the rate that allows on idle
+cores: a figure that holds on a shared machine, where latencies depend on everyone's load.
+
 Production-like: DEBUG off, tasks go to Redis (no worker runs: the comment analysis is
 queued, not done in the web process), the per-key rate limit lifted for the run.
 
@@ -21,10 +25,12 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -144,24 +150,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_gunicorn(port: int, workers: int) -> subprocess.Popen:
+def start_gunicorn(port: int, workers: int, access_log: Path) -> subprocess.Popen:
     process = subprocess.Popen(  # noqa: S603 (our own interpreter and fixed arguments)
         [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "nps_platform.wsgi:application",
-            "-w",
-            str(workers),
-            "--threads",
-            "1",
-            "-b",
-            f"127.0.0.1:{port}",
-            "--backlog",
-            "2048",
-            "--log-level",
-            "warning",
-        ],  # fmt: skip
+            *(sys.executable, "-m", "gunicorn", "nps_platform.wsgi:application"),
+            *("-w", str(workers), "--threads", "1", "-b", f"127.0.0.1:{port}"),
+            *("--backlog", "2048", "--log-level", "warning"),
+            *("--access-logfile", str(access_log)),
+        ],
         cwd=ROOT,
         env=app_environment(),
         start_new_session=True,
@@ -199,8 +195,15 @@ class ServerCpu:
 
     TICK = os.sysconf("SC_CLK_TCK")
 
-    def __init__(self, gunicorn_pid: int):
+    def __init__(self, gunicorn_pid: int, access_log: Path):
         self.gunicorn_pid = gunicorn_pid
+        self.access_log = access_log
+
+    def served(self) -> int:
+        """Requests gunicorn has answered so far (its access log), health probes aside:
+        under overload many are answered after their client gave up, and still cost CPU."""
+        with self.access_log.open("rb") as log:
+            return sum(1 for line in log if b"/healthz" not in line)
 
     @classmethod
     def _stat(cls, pid: int) -> tuple[int, float] | None:
@@ -227,7 +230,12 @@ class ServerCpu:
             if stat and stat[0] == self.gunicorn_pid:
                 app[int(entry.name)] = stat[1]
         database = {pid: stat[1] for pid in self._database_pids() if (stat := self._stat(pid))}
-        return {"app": app, "db": database, "bench": time.process_time()}
+        return {
+            "app": app,
+            "db": database,
+            "bench": time.process_time(),
+            "served": self.served(),
+        }
 
     @staticmethod
     def used(before: dict, after: dict) -> tuple[float, float, float]:
@@ -240,10 +248,13 @@ class ServerCpu:
 CPU: ServerCpu | None = None
 
 
-def cpu_report(before: dict, count: int, unit: str = "request") -> float:
-    """Prints the CPU used per request (or row) since `before`; returns the server's part
-    (app + PostgreSQL) in ms."""
-    app, database, bench = ServerCpu.used(before, CPU.snapshot())
+def cpu_report(before: dict, count: int | None = None, unit: str = "request") -> float:
+    """Prints the CPU used per request served (or per `count` rows) since `before`; returns
+    the server's part (app + PostgreSQL) in ms."""
+    after = CPU.snapshot()
+    app, database, bench = ServerCpu.used(before, after)
+    if count is None:
+        count = after["served"] - before["served"]
     per = [1000 * x / max(count, 1) for x in (app, database, bench)]
     ceiling = (os.cpu_count() or 1) * 1000 / sum(per) if sum(per) else float("nan")
     print(
@@ -387,7 +398,7 @@ def fixed_rate(label: str, port: int, rate: float, seconds: float, make_request,
             else ""
         )
     )
-    summary["cpu"] = cpu_report(before, sum(1 for status, _, _ in results if status))
+    summary["cpu"] = cpu_report(before)
     return summary
 
 
@@ -463,19 +474,22 @@ def main():
 
     print(f"scratch database {DB_NAME}; Redis {REDIS_URL}; {os.cpu_count()} CPUs")
     gunicorn = None
+    scratch_dir = tempfile.mkdtemp(prefix="nps-bench-")
     try:
         key = setup_database()
         port = free_port()
-        gunicorn = start_gunicorn(port, args.workers)
+        access_log = Path(scratch_dir) / "access.log"
+        gunicorn = start_gunicorn(port, args.workers, access_log)
         global CPU
-        CPU = ServerCpu(gunicorn.pid)
+        CPU = ServerCpu(gunicorn.pid, access_log)
         print(f"gunicorn: {args.workers} sync workers on 127.0.0.1:{port}, DEBUG off\n")
 
         me = raw_request("GET", "/api/v1/me", port, key)
+        count = max(int(args.rate * args.seconds), 100)  # the warm-up sends 100
         rng = random.Random(1)  # noqa: S311
         posts = [
             raw_request("POST", "/api/v1/responses/", port, key, a_response(rng, n))
-            for n in range(int(args.rate * args.seconds))
+            for n in range(count)
         ]
         keyed = [
             raw_request(
@@ -486,7 +500,7 @@ def main():
                 a_response(rng, n),
                 {"Idempotency-Key": uuid.uuid4().hex},
             )
-            for n in range(int(args.rate * args.seconds))
+            for n in range(count)
         ]
         # Warm up every worker (imports, connections, first-use of the key).
         fixed_rate("warm-up", port, 50, 2, lambda n: me, {200})
@@ -543,6 +557,7 @@ def main():
             pass
         teardown_database()
         flush_redis()
+        shutil.rmtree(scratch_dir, ignore_errors=True)
         print(f"\ncleaned up: gunicorn stopped, {DB_NAME} dropped, Redis db flushed")
 
 

@@ -332,6 +332,9 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": r"/api/v1",
 }
 
+# How many answers `seed_demo` records (the demo's follow-ups and invitations scale with it).
+DEMO_RESPONSES = env_int("DEMO_RESPONSES", 4000)
+
 # --- Logging -------------------------------------------------------------------------------
 
 LOGGING = {

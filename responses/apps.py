@@ -28,6 +28,8 @@ class ResponsesConfig(AppConfig):
         events.response_recorded.connect(slack_on_record, dispatch_uid="responses.slack")
 
     def seed_demo(self, *, organization, stdout):
+        from django.conf import settings
+
         from responses.demo import seed_responses
 
-        seed_responses(organization=organization, stdout=stdout)
+        seed_responses(organization=organization, stdout=stdout, target=settings.DEMO_RESPONSES)

@@ -4,10 +4,13 @@ A committed response enqueues `followups.open`; the same task delivered again (a
 second message with the same id, a redelivery racing the first on another worker thread)
 never makes a second follow-up or a second "created" entry.
 
-Runs on PostgreSQL with REDIS_URL set; skipped with a reason otherwise.
+The worker tests run on PostgreSQL with REDIS_URL set (skipped with a reason otherwise);
+the receiver check runs everywhere.
 """
 
 import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -25,7 +28,7 @@ from followups.models import Activity, FollowUp
 from nps_platform.celery import app as celery_app
 from responses.services import response_record
 
-pytestmark = [
+real_worker = [
     pytest.mark.redis_worker,
     pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="REDIS_URL is not set"),
     pytest.mark.skipif(
@@ -33,7 +36,15 @@ pytestmark = [
         reason="needs PostgreSQL (DATABASE_URL=postgres://…): concurrent inserts must meet "
         "the real unique constraint",
     ),
+    pytest.mark.django_db(transaction=True),
 ]
+
+
+def on_a_real_worker(test):
+    for mark in reversed(real_worker):
+        test = mark(test)
+    return test
+
 
 OPEN = tasks.open_followups.name
 
@@ -141,7 +152,7 @@ def assert_exactly_one_followup(org, response):
     return followup
 
 
-@pytest.mark.django_db(transaction=True)
+@on_a_real_worker
 def test_it_opens_one_followup_when_the_same_task_is_delivered_again(customer, queue, runs):
     with worker(queue):
         response = record(
@@ -155,7 +166,7 @@ def test_it_opens_one_followup_when_the_same_task_is_delivered_again(customer, q
     assert_exactly_one_followup(customer, response)
 
 
-@pytest.mark.django_db(transaction=True)
+@on_a_real_worker
 def test_it_opens_one_followup_when_duplicates_race_on_concurrent_workers(customer, queue, runs):
     # Everything is queued before the worker starts, so its four threads take the
     # messages at once: the same task (twice with one task id, as a broker redelivery
@@ -172,3 +183,32 @@ def test_it_opens_one_followup_when_duplicates_race_on_concurrent_workers(custom
         assert runs.wait_for(5), f"only {runs.done} of 5 runs finished"
     assert runs.failures == []
     assert_exactly_one_followup(customer, response)
+
+
+def test_it_keeps_the_open_receiver_connected_when_debug_is_off():
+    """The receiver that enqueues followups.open must outlive AppConfig.ready(). A closure
+    connected weakly (Django's default) is collected as soon as ready() returns when DEBUG
+    is off, as in production: then no response ever opens a follow-up."""
+    code = (
+        "import gc, django; django.setup(); gc.collect()\n"
+        "from responses.events import response_recorded\n"
+        "print([r.__qualname__ for r in response_recorded._live_receivers(None)[0]])"
+    )
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "nps_platform.settings",
+        "DEBUG": "0",
+        "SECRET_KEY": "test-only-" + "k" * 50,
+        "ALLOWED_HOSTS": "127.0.0.1",
+    }
+    result = subprocess.run(  # noqa: S603 - our interpreter, fixed code
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=django_settings.BASE_DIR,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "FollowupsConfig.ready.<locals>.open_on_record" in result.stdout, result.stdout
