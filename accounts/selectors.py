@@ -119,23 +119,39 @@ class AccountContext:
     usage_trend: UsageTrend | None = None
 
 
-def usage_trend(organization: Organization, account: Account, *, today: date | None = None):
-    """Average active users over the last 30 days against the 30 days before: a change of
-    more than 10% either way is rising or falling."""
-    today = today or now().date()
-    recent_start, previous_start = today - timedelta(days=30), today - timedelta(days=60)
-    rows = UsageSnapshot.objects.filter(organization=organization, account=account)
-    recent = rows.filter(date__gt=recent_start, date__lte=today).aggregate(a=Avg("active_users"))[
-        "a"
-    ]
-    previous = rows.filter(date__gt=previous_start, date__lte=recent_start).aggregate(
-        a=Avg("active_users")
-    )["a"]
+def _trend(recent, previous) -> UsageTrend:
     if recent is None or not previous:
         return UsageTrend("unknown", None, recent, previous)
     change = (recent - previous) / previous * 100
     direction = "rising" if change > 10 else "falling" if change < -10 else "flat"
     return UsageTrend(direction, round(change, 1), round(recent, 1), round(previous, 1))
+
+
+def usage_trends(organization: Organization, account_ids, *, today: date | None = None):
+    """usage_trend for many accounts in one query: {account id: UsageTrend}."""
+    today = today or now().date()
+    recent_start, previous_start = today - timedelta(days=30), today - timedelta(days=60)
+    rows = (
+        UsageSnapshot.objects.filter(
+            organization=organization,
+            account_id__in=list(account_ids),
+            date__gt=previous_start,
+            date__lte=today,
+        )
+        .values("account_id")
+        .annotate(
+            recent=Avg("active_users", filter=Q(date__gt=recent_start)),
+            previous=Avg("active_users", filter=Q(date__lte=recent_start)),
+        )
+    )
+    found = {row["account_id"]: _trend(row["recent"], row["previous"]) for row in rows}
+    return {pk: found.get(pk, _trend(None, None)) for pk in account_ids}
+
+
+def usage_trend(organization: Organization, account: Account, *, today: date | None = None):
+    """Average active users over the last 30 days against the 30 days before: a change of
+    more than 10% either way is rising or falling."""
+    return usage_trends(organization, [account.pk], today=today)[account.pk]
 
 
 def account_context(organization: Organization, account: Account) -> AccountContext:

@@ -17,7 +17,7 @@ class FollowupsConfig(AppConfig):
             for start in range(0, len(ids), 200):
                 tasks.open_followups.delay(organization_id, ids[start : start + 200])
 
-        events.response_recorded.connect(open_on_record, dispatch_uid="followups.open")
+        events.response_recorded.connect(open_on_record, dispatch_uid="followups.open", weak=False)
 
     def seed_demo(self, *, organization, stdout):
         from followups.demo import seed_followups

@@ -5,7 +5,8 @@ unknown variable renders visibly as [[name?]] instead of crashing. `DraftProvide
 seam for a language-model drafter later; the default is deterministic.
 """
 
-from dataclasses import dataclass
+import functools
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Protocol
 
@@ -14,7 +15,7 @@ from jinja2 import TemplateSyntaxError, Undefined
 from jinja2.sandbox import SandboxedEnvironment
 
 from accounts.models import OPEN_TICKET_STATUSES, SupportTicket
-from accounts.selectors import usage_trend
+from accounts.selectors import usage_trend, usage_trends
 from followups.models import Playbook
 from responses.analysis import DEFAULT_THEMES
 from responses.models import Response
@@ -128,34 +129,97 @@ def arr_tier(arr) -> str:
     return "starter"
 
 
-def draft_context(*, organization, response: Response, owner=None) -> dict:
+@dataclass
+class Prefetched:
+    """What the drafts (and priorities) of a batch of responses need, read in a fixed
+    number of queries: see prefetch(). draft_context reads one response's share."""
+
+    previous_scores: dict[int, int | None] = field(default_factory=dict)  # by response id
+    recent_tickets: dict[int, list[tuple[str, str]]] = field(default_factory=dict)  # account
+    trends: dict[int, object] = field(default_factory=dict)  # account id → UsageTrend
+
+
+def previous_scores(organization, responses: list[Response]) -> dict[int, int | None]:
+    """Each response's contact's answer just before it (None when it is the first)."""
+    contact_ids = {r.contact_id for r in responses if r.contact_id}
+    if not contact_ids:
+        return {r.pk: None for r in responses}
+    latest = max(r.submitted_at for r in responses)
+    history: dict[int, list] = {}
+    for contact_id, submitted_at, pk, score in (
+        Response.objects.filter(
+            organization=organization, contact_id__in=contact_ids, submitted_at__lt=latest
+        )
+        .order_by("contact_id", "-submitted_at", "-pk")
+        .values_list("contact_id", "submitted_at", "pk", "score")
+    ):
+        history.setdefault(contact_id, []).append((submitted_at, pk, score))
+    found = {}
+    for response in responses:
+        found[response.pk] = next(
+            (
+                score
+                for submitted_at, pk, score in history.get(response.contact_id, ())
+                if submitted_at < response.submitted_at and pk != response.pk
+            ),
+            None,
+        )
+    return found
+
+
+def prefetch(organization, responses: list[Response], *, today=None) -> Prefetched:
+    today = today or now().date()
+    account_ids = {r.account_id for r in responses if r.account_id}
+    tickets: dict[int, list] = {}
+    for account_id, subject, status in (
+        SupportTicket.objects.filter(
+            organization=organization,
+            account_id__in=account_ids,
+            opened_at__gte=now() - timedelta(days=90),
+        )
+        .order_by("account_id", "-opened_at")
+        .values_list("account_id", "subject", "status")
+    ):
+        rows = tickets.setdefault(account_id, [])
+        if len(rows) < 20:
+            rows.append((subject, status))
+    return Prefetched(
+        previous_scores=previous_scores(organization, responses),
+        recent_tickets=tickets,
+        trends=usage_trends(organization, account_ids, today=today),
+    )
+
+
+def draft_context(
+    *, organization, response: Response, owner=None, prefetched: Prefetched | None = None
+) -> dict:
     """Everything a draft may say about this customer, as plain values."""
     account, contact = response.account, response.contact
     today = now().date()
     tickets = {"count": 0, "open": 0, "subjects": ""}
     trend = None
     if account is not None:
-        recent = SupportTicket.objects.filter(
-            organization=organization, account=account, opened_at__gte=now() - timedelta(days=90)
-        ).order_by("-opened_at")
-        rows = list(recent.values_list("subject", "status")[:20])
+        if prefetched is not None:
+            rows = prefetched.recent_tickets.get(account.pk, [])
+            trend = prefetched.trends.get(account.pk)
+        else:
+            recent = SupportTicket.objects.filter(
+                organization=organization,
+                account=account,
+                opened_at__gte=now() - timedelta(days=90),
+            ).order_by("-opened_at")
+            rows = list(recent.values_list("subject", "status")[:20])
+            trend = usage_trend(organization, account, today=today)
         open_rows = [s for s, status in rows if status in OPEN_TICKET_STATUSES]
         tickets = {
             "count": len(rows),
             "open": len(open_rows),
             "subjects": _join([f"“{s}”" for s in (open_rows or [s for s, _ in rows])[:2]]),
         }
-        trend = usage_trend(organization, account, today=today)
-    previous = (
-        Response.objects.filter(organization=organization, contact_id=response.contact_id)
-        .exclude(pk=response.pk)
-        .filter(submitted_at__lt=response.submitted_at)
-        .order_by("-submitted_at")
-        .values_list("score", flat=True)
-        .first()
-        if response.contact_id
-        else None
-    )
+    if prefetched is not None:
+        previous = prefetched.previous_scores.get(response.pk)
+    else:
+        previous = previous_scores(organization, [response])[response.pk]
     score_change = ""
     if previous is not None and previous != response.score:
         score_change = f"your score went from {previous} to {response.score}"
@@ -208,11 +272,17 @@ class RenderedDraft:
     problems: list[str]  # unknown variables or a template error, for the editor
 
 
+@functools.lru_cache(maxsize=256)
+def _compiled(source: str):
+    """Compiling a template costs ~100× rendering it: each source is compiled once."""
+    return ENV.from_string(source)
+
+
 def render(subject_template: str, body_template: str, context: dict) -> RenderedDraft:
     problems = []
     try:
-        subject = ENV.from_string(subject_template).render(context).strip()
-        body = ENV.from_string(body_template).render(context).strip() + "\n"
+        subject = _compiled(subject_template).render(context).strip()
+        body = _compiled(body_template).render(context).strip() + "\n"
     except TemplateSyntaxError as exc:
         return RenderedDraft("", "", [f"Line {exc.lineno}: {exc.message}"])
     except Exception as exc:  # noqa: BLE001 - a sandbox refusal or a bad filter: report it
@@ -231,19 +301,43 @@ def render(subject_template: str, body_template: str, context: dict) -> Rendered
 
 
 class DraftProvider(Protocol):
-    def draft(self, *, organization, playbook: str, response: Response, owner) -> RenderedDraft: ...
+    def draft(
+        self,
+        *,
+        organization,
+        playbook: str,
+        response: Response,
+        owner,
+        templates: dict | None = None,
+        prefetched: Prefetched | None = None,
+    ) -> RenderedDraft: ...
 
 
 class TemplateDraftProvider:
-    """The organization's template for the playbook, or the default, over draft_context."""
+    """The organization's template for the playbook, or the default, over draft_context.
+    `templates` (playbook → PlaybookTemplate) and `prefetched` spare a batch the queries."""
 
-    def draft(self, *, organization, playbook: str, response: Response, owner) -> RenderedDraft:
+    def draft(
+        self,
+        *,
+        organization,
+        playbook: str,
+        response: Response,
+        owner,
+        templates: dict | None = None,
+        prefetched: Prefetched | None = None,
+    ) -> RenderedDraft:
         from followups.models import PlaybookTemplate
 
-        template = PlaybookTemplate.objects.filter(
-            organization=organization, playbook=playbook
-        ).first()
-        context = draft_context(organization=organization, response=response, owner=owner)
+        if templates is not None:
+            template = templates.get(playbook)
+        else:
+            template = PlaybookTemplate.objects.filter(
+                organization=organization, playbook=playbook
+            ).first()
+        context = draft_context(
+            organization=organization, response=response, owner=owner, prefetched=prefetched
+        )
         if template is not None:
             rendered = render(template.subject, template.body, context)
             if rendered.subject or rendered.body.strip():

@@ -53,3 +53,37 @@ def emit(*, organization, followup, event: str) -> None:
         )
 
     transaction.on_commit(send)
+
+
+def emit_many(*, organization, followups, event: str) -> None:
+    """emit() for a batch: one look at the webhook endpoints for all of them (none want
+    the event: no query per follow-up)."""
+    items = [
+        (f.pk, payload(f), f.updated_at.isoformat() if f.updated_at else "", f.status)
+        for f in followups
+    ]
+    if not items:
+        return
+
+    def send():
+        from responses import webhooks
+
+        for followup_id, *_ in items:
+            followup_event.send(
+                sender=followups[0].__class__,
+                organization_id=organization.pk,
+                followup_id=followup_id,
+                event=event,
+            )
+        active = webhooks.endpoints_of(organization).filter(is_active=True)
+        if not any(endpoint.wants(event) for endpoint in active):
+            return
+        for followup_id, data, stamp, status in items:
+            webhooks.event_emit(
+                organization=organization,
+                event_type=event,
+                key=f"{event}:{followup_id}:{status}:{stamp}",
+                data=data,
+            )
+
+    transaction.on_commit(send)

@@ -1,6 +1,7 @@
 """Writes for follow-ups: opening one per response (idempotent), priority with its reasons,
 assignment, drafts, and working it to a close with an outcome."""
 
+from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import timedelta
 from email.utils import formataddr, parseaddr
@@ -52,7 +53,90 @@ class Priority:
     reasons: list[dict]  # [{"reason": "Danger zone (0–3)", "points": 20}]
 
 
-def priority_for(*, organization: Organization, response: Response) -> Priority:
+@dataclass
+class OpenContext:
+    """What opening a batch of follow-ups reads, once per batch instead of once per
+    response: the organization's ARR distribution, team, pauses, rules, open load,
+    templates and settings, and the batch's previous scores, tickets and usage trends."""
+
+    arrs: list  # every account's ARR, sorted
+    workers: dict[int, User]  # CS managers and admins by id
+    paused: set[int]
+    rules: list[tuple[AssignmentRule, set[int]]]  # with the batch's accounts they match
+    managers: list[int]  # CS managers not paused, sorted
+    load: dict[int, int]  # open follow-ups per manager, kept current as the batch assigns
+    templates: dict[str, PlaybookTemplate]
+    settings: FollowUpSettings
+    open_tickets: dict[int, int]  # by account id
+    prefetched: drafts.Prefetched | None
+
+    @classmethod
+    def load_for(
+        cls, organization: Organization, responses: list[Response], accounts=()
+    ) -> "OpenContext":
+        account_ids = {r.account_id for r in responses if r.account_id}
+        account_ids |= {a.pk for a in accounts if a is not None}
+        paused = paused_user_ids(organization)
+        memberships = list(
+            Membership.objects.filter(
+                organization=organization, role__in=[Role.CS_MANAGER, Role.ADMIN]
+            ).select_related("user")
+        )
+        managers = sorted(
+            m.user_id for m in memberships if m.role == Role.CS_MANAGER and m.user_id not in paused
+        )
+        rules = [
+            (
+                rule,
+                set(
+                    accounts_matching(organization, rule.segment.rules)
+                    .filter(pk__in=account_ids)
+                    .values_list("pk", flat=True)
+                )
+                if account_ids
+                else set(),
+            )
+            for rule in AssignmentRule.objects.filter(organization=organization).select_related(
+                "segment"
+            )
+        ]
+        return cls(
+            arrs=sorted(
+                Account.objects.filter(organization=organization, arr__isnull=False).values_list(
+                    "arr", flat=True
+                )
+            ),
+            workers={m.user_id: m.user for m in memberships},
+            paused=paused,
+            rules=rules,
+            managers=managers,
+            load=dict(
+                FollowUp.objects.filter(
+                    organization=organization, status__in=OPEN_STATUSES, assignee_id__in=managers
+                )
+                .values_list("assignee_id")
+                .annotate(n=Count("id"))
+            ),
+            templates={
+                t.playbook: t for t in PlaybookTemplate.objects.filter(organization=organization)
+            },
+            settings=settings_for(organization),
+            open_tickets=dict(
+                SupportTicket.objects.filter(
+                    organization=organization,
+                    account_id__in=account_ids,
+                    status__in=OPEN_TICKET_STATUSES,
+                )
+                .values_list("account_id")
+                .annotate(n=Count("id"))
+            ),
+            prefetched=drafts.prefetch(organization, responses) if responses else None,
+        )
+
+
+def priority_for(
+    *, organization: Organization, response: Response, context: OpenContext | None = None
+) -> Priority:
     """0–100, higher first: heavy hitters and the danger zone go to the top. Each part is
     kept as a reason so the queue can say why a follow-up ranks where it does."""
     reasons = []
@@ -69,32 +153,35 @@ def priority_for(*, organization: Organization, response: Response) -> Priority:
         add(20, "Danger zone (0–3)")
     account = response.account
     if account is not None and account.arr is not None:
-        accounts = Account.objects.filter(organization=organization, arr__isnull=False)
-        counts = accounts.aggregate(
-            total=Count("id"), below=Count("id", filter=Q(arr__lt=account.arr))
-        )
-        if counts["total"]:
-            percentile = counts["below"] / counts["total"]
+        if context is not None:
+            total, below = len(context.arrs), bisect_left(context.arrs, account.arr)
+        else:
+            accounts = Account.objects.filter(organization=organization, arr__isnull=False)
+            counts = accounts.aggregate(
+                total=Count("id"), below=Count("id", filter=Q(arr__lt=account.arr))
+            )
+            total, below = counts["total"], counts["below"]
+        if total:
+            percentile = below / total
             points = round(20 * percentile)
             add(points, f"ARR in the top {max(1, round(100 * (1 - percentile)))}% of accounts")
     if response.contact_id:
-        previous = (
-            Response.objects.filter(organization=organization, contact_id=response.contact_id)
-            .exclude(pk=response.pk)
-            .filter(submitted_at__lt=response.submitted_at)
-            .order_by("-submitted_at")
-            .values_list("score", flat=True)
-            .first()
-        )
+        if context is not None and context.prefetched is not None:
+            previous = context.prefetched.previous_scores.get(response.pk)
+        else:
+            previous = drafts.previous_scores(organization, [response])[response.pk]
         if previous is not None and previous - response.score >= 2:
             add(
                 min(10, 2 * (previous - response.score)),
                 f"Score dropped from {previous} to {response.score}",
             )
     if account is not None:
-        open_tickets = SupportTicket.objects.filter(
-            organization=organization, account=account, status__in=OPEN_TICKET_STATUSES
-        ).count()
+        if context is not None:
+            open_tickets = context.open_tickets.get(account.pk, 0)
+        else:
+            open_tickets = SupportTicket.objects.filter(
+                organization=organization, account=account, status__in=OPEN_TICKET_STATUSES
+            ).count()
         if open_tickets:
             add(
                 min(10, 5 * open_tickets),
@@ -120,8 +207,13 @@ def settings_for(organization: Organization) -> FollowUpSettings:
         return FollowUpSettings.objects.get(organization=organization)
 
 
-def sla_hours(organization: Organization, playbook: str) -> int:
-    template = PlaybookTemplate.objects.filter(organization=organization, playbook=playbook).first()
+def sla_hours(organization: Organization, playbook: str, context: OpenContext | None = None) -> int:
+    if context is not None:
+        template = context.templates.get(playbook)
+    else:
+        template = PlaybookTemplate.objects.filter(
+            organization=organization, playbook=playbook
+        ).first()
     return template.sla_hours if template else drafts.DEFAULTS[playbook]["sla_hours"]
 
 
@@ -134,42 +226,32 @@ def paused_user_ids(organization: Organization) -> set[int]:
     )
 
 
-def assignee_for(*, organization: Organization, account: Account | None) -> User | None:
+def assignee_for(
+    *, organization: Organization, account: Account | None, context: OpenContext | None = None
+) -> User | None:
     """The account owner; else the first assignment rule whose segment holds the account;
     else the CS manager with the fewest open follow-ups. Paused people are skipped."""
-    paused = paused_user_ids(organization)
-    workers = {
-        m.user_id: m.user
-        for m in Membership.objects.filter(
-            organization=organization, role__in=[Role.CS_MANAGER, Role.ADMIN]
-        ).select_related("user")
-    }
+    if context is None:
+        context = OpenContext.load_for(organization, [], accounts=[account])
+    chosen = _assignee_id(context, account)
+    if chosen in context.load or chosen in context.managers:
+        context.load[chosen] = context.load.get(chosen, 0) + 1
+    return context.workers.get(chosen)
+
+
+def _assignee_id(context: OpenContext, account: Account | None) -> int | None:
+    paused, workers = context.paused, context.workers
     if account is not None and account.owner_id in workers and account.owner_id not in paused:
-        return workers[account.owner_id]
+        return account.owner_id
     if account is not None:
-        for rule in AssignmentRule.objects.filter(organization=organization).select_related(
-            "segment"
-        ):
+        for rule, matched in context.rules:
             if rule.assignee_id in paused or rule.assignee_id not in workers:
                 continue
-            if accounts_matching(organization, rule.segment.rules).filter(pk=account.pk).exists():
-                return workers[rule.assignee_id]
-    managers = [
-        m.user_id
-        for m in Membership.objects.filter(organization=organization, role=Role.CS_MANAGER)
-        if m.user_id not in paused
-    ]
-    if not managers:
+            if account.pk in matched:
+                return rule.assignee_id
+    if not context.managers:
         return None
-    load = dict(
-        FollowUp.objects.filter(
-            organization=organization, status__in=OPEN_STATUSES, assignee_id__in=managers
-        )
-        .values_list("assignee_id")
-        .annotate(n=Count("id"))
-    )
-    chosen = min(sorted(managers), key=lambda user_id: load.get(user_id, 0))
-    return workers[chosen]
+    return min(context.managers, key=lambda user_id: context.load.get(user_id, 0))
 
 
 # --- Opening ---------------------------------------------------------------------------------
@@ -186,87 +268,177 @@ def _log(followup, kind, *, actor=None, message="", data=None) -> Activity:
     )
 
 
-def _plan(organization, followup: FollowUp, response: Response) -> None:
+def _plan(
+    organization, followup: FollowUp, response: Response, context: OpenContext | None = None
+) -> None:
     followup.playbook = playbook_for(response)
-    priority = priority_for(organization=organization, response=response)
+    priority = priority_for(organization=organization, response=response, context=context)
     followup.priority, followup.priority_reasons = priority.score, priority.reasons
-    followup.due_at = response.submitted_at + timedelta(
-        hours=sla_hours(organization, followup.playbook)
-    )
+    hours = sla_hours(organization, followup.playbook, context)
+    followup.due_at = response.submitted_at + timedelta(hours=hours)
     if followup.due_at < now():
         # An old answer (an import) is due now, not in the past.
-        followup.due_at = now() + timedelta(hours=sla_hours(organization, followup.playbook))
+        followup.due_at = now() + timedelta(hours=hours)
     if not followup.draft_edited:
         draft = drafts.provider.draft(
             organization=organization,
             playbook=followup.playbook,
             response=response,
             owner=followup.assignee,
+            templates=context.templates if context else None,
+            prefetched=context.prefetched if context else None,  # None: read one by one
         )
         followup.draft_subject, followup.draft_body = draft.subject[:300], draft.body
+
+
+def _created_message(followup: FollowUp) -> str:
+    return f"Opened as {followup.get_playbook_display()}" + (
+        f", assigned to {followup.assignee.email}" if followup.assignee else ""
+    )
+
+
+def _responses(organization: Organization, response_ids) -> list[Response]:
+    """The responses, analysed (the drafts need the themes now, and the analysis task
+    may not have run yet)."""
+    responses = list(
+        Response.objects.filter(organization=organization, pk__in=list(response_ids))
+        .select_related("account", "contact")
+        .order_by("pk")
+    )
+    pending = [r.pk for r in responses if r.has_comment and not r.analyzed_hash]
+    if pending:
+        responses_analyze(organization=organization, response_ids=pending)
+        analysed = {
+            row["pk"]: row
+            for row in Response.objects.filter(pk__in=pending).values(
+                "pk", "themes", "sentiment", "analyzed_hash"
+            )
+        }
+        for response in responses:
+            if response.pk in analysed:
+                row = analysed[response.pk]
+                response.themes, response.sentiment = row["themes"], row["sentiment"]
+                response.analyzed_hash = row["analyzed_hash"]
+    return responses
 
 
 def followup_open_for_response(*, organization: Organization, response_id: int) -> FollowUp | None:
     """Opens the follow-up for a response, once: a retried or duplicated task finds the one
     that exists. A response whose score changed re-plans an open follow-up."""
-    response = (
-        Response.objects.filter(organization=organization, pk=response_id)
-        .select_related("account", "contact")
-        .first()
-    )
-    if response is None:
+    responses = _responses(organization, [response_id])
+    if not responses:
         return None
-    if response.has_comment and not response.analyzed_hash:
-        # The analysis task may not have run yet; the draft needs the themes now.
-        responses_analyze(organization=organization, response_ids=[response.pk])
-        response.refresh_from_db(fields=["themes", "sentiment", "analyzed_hash"])
+    response = responses[0]
     existing = FollowUp.objects.filter(organization=organization, response=response).first()
     if existing is not None:
-        if existing.is_open and (
-            existing.playbook != playbook_for(response)
-            or existing.priority_reasons
-            != priority_for(organization=organization, response=response).reasons
-        ):
-            before = existing.playbook
-            _plan(organization, existing, response)
-            existing.updated_at = now()
-            existing.save()
-            _log(
-                existing,
-                ActivityKind.REPLANNED,
-                message=f"Score now {response.score}: playbook {before} → {existing.playbook}.",
-            )
+        _replan(organization, existing, response)
         return existing
+    context = OpenContext.load_for(organization, [response])
+    followup = _new_followup(organization, response, context)
+    try:
+        with transaction.atomic():
+            followup.save()
+            _log(followup, ActivityKind.CREATED, message=_created_message(followup))
+    except IntegrityError:
+        # The same response's task ran twice at once: the other one made it.
+        return FollowUp.objects.get(organization=organization, response=response)
+    _opened(organization, followup, context)
+    return followup
+
+
+def followups_open_for_responses(*, organization: Organization, response_ids) -> list[int]:
+    """followup_open_for_response for a batch, in a fixed number of queries: what every
+    follow-up needs is read once, the new follow-ups and their "created" entries are
+    inserted together. Idempotent like the one-by-one path, which it falls back to when a
+    duplicate delivery inserts the same responses' follow-ups at the same moment."""
+    responses = _responses(organization, response_ids)
+    existing = {
+        f.response_id: f
+        for f in FollowUp.objects.filter(
+            organization=organization, response_id__in=[r.pk for r in responses]
+        )
+    }
+    for response in responses:
+        if response.pk in existing:
+            _replan(organization, existing[response.pk], response)
+    new = [r for r in responses if r.pk not in existing]
+    if new:
+        context = OpenContext.load_for(organization, new)
+        followups = [_new_followup(organization, response, context) for response in new]
+        moment = now()
+        try:
+            with transaction.atomic():
+                for followup in followups:
+                    followup.created_at = followup.updated_at = moment
+                FollowUp.objects.bulk_create(followups)
+                Activity.objects.bulk_create(
+                    Activity(
+                        organization_id=organization.pk,
+                        followup=followup,
+                        kind=ActivityKind.CREATED,
+                        message=_created_message(followup),
+                        created_at=moment,
+                    )
+                    for followup in followups
+                )
+        except IntegrityError:
+            # A duplicate delivery of the same task got there first: one by one finds them.
+            for response in new:
+                followup_open_for_response(organization=organization, response_id=response.pk)
+        else:
+            events.emit_many(
+                organization=organization, followups=followups, event="followup.created"
+            )
+            for followup in followups:
+                _maybe_auto_send(organization, followup, context.settings)
+    return list(
+        FollowUp.objects.filter(
+            organization=organization, response_id__in=[r.pk for r in responses]
+        ).values_list("pk", flat=True)
+    )
+
+
+def _new_followup(organization, response: Response, context: OpenContext) -> FollowUp:
     followup = FollowUp(
         organization=organization,
         response=response,
         account=response.account,
         contact=response.contact,
     )
-    followup.assignee = assignee_for(organization=organization, account=response.account)
-    _plan(organization, followup, response)
-    try:
-        with transaction.atomic():
-            followup.save()
-            _log(
-                followup,
-                ActivityKind.CREATED,
-                message=f"Opened as {followup.get_playbook_display()}"
-                + (f", assigned to {followup.assignee.email}" if followup.assignee else ""),
-            )
-    except IntegrityError:
-        # The same response's task ran twice at once: the other one made it.
-        return FollowUp.objects.get(organization=organization, response=response)
-    events.emit(organization=organization, followup=followup, event="followup.created")
-    _maybe_auto_send(organization, followup)
+    followup.assignee = assignee_for(
+        organization=organization, account=response.account, context=context
+    )
+    _plan(organization, followup, response, context)
     return followup
 
 
-def _maybe_auto_send(organization, followup: FollowUp) -> None:
+def _replan(organization, existing: FollowUp, response: Response) -> None:
+    if existing.is_open and (
+        existing.playbook != playbook_for(response)
+        or existing.priority_reasons
+        != priority_for(organization=organization, response=response).reasons
+    ):
+        before = existing.playbook
+        _plan(organization, existing, response)
+        existing.updated_at = now()
+        existing.save()
+        _log(
+            existing,
+            ActivityKind.REPLANNED,
+            message=f"Score now {response.score}: playbook {before} → {existing.playbook}.",
+        )
+
+
+def _opened(organization, followup: FollowUp, context: OpenContext) -> None:
+    events.emit(organization=organization, followup=followup, event="followup.created")
+    _maybe_auto_send(organization, followup, context.settings)
+
+
+def _maybe_auto_send(organization, followup: FollowUp, settings=None) -> None:
     """Auto-send is only for promoter and passive thank-yous, and off by default."""
     if followup.playbook not in {Playbook.THANK, Playbook.NUDGE}:
         return
-    if not settings_for(organization).auto_send_thanks:
+    if not (settings or settings_for(organization)).auto_send_thanks:
         return
     if followup.contact is None or not followup.contact.email or followup.contact.is_suppressed:
         return

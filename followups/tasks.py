@@ -10,14 +10,9 @@ from nps_platform.models import Organization
 @tenant_task(name="followups.open", acks_late=True)
 def open_followups(organization_id: int, response_ids: list[int]) -> list[int]:
     organization = Organization.objects.get(pk=organization_id)
-    opened = []
-    for response_id in response_ids:
-        followup = services.followup_open_for_response(
-            organization=organization, response_id=response_id
-        )
-        if followup is not None:
-            opened.append(followup.pk)
-    return opened
+    return services.followups_open_for_responses(
+        organization=organization, response_ids=response_ids
+    )
 
 
 @tenant_task(name="followups.escalate", acks_late=True)

@@ -125,6 +125,26 @@ def analysis_hash(comment: str, taxonomy: Taxonomy) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
+def _update_rows(rows, names) -> None:
+    """bulk_update without its CASE per row and field (seconds for 1,000 rows): one
+    prepared UPDATE run for each row."""
+    from django.db import connection
+
+    qn = connection.ops.quote_name
+    fields = [Response._meta.get_field(name) for name in names]
+    sql = (
+        f"UPDATE {qn(Response._meta.db_table)} SET "  # noqa: S608 - names from _meta
+        + ", ".join(f"{qn(f.column)} = %s" for f in fields)
+        + " WHERE id = %s"
+    )
+    params = [
+        [f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields] + [row.pk]
+        for row in rows
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
+
+
 def responses_analyze(*, organization, response_ids: list[int]) -> int:
     """Analyses the responses whose comment or taxonomy changed since their last analysis.
     Returns how many were (re)analysed."""
@@ -143,7 +163,7 @@ def responses_analyze(*, organization, response_ids: list[int]) -> int:
     if not changed:
         return 0
     with transaction.atomic():
-        Response.objects.bulk_update(changed, ["sentiment", "themes", "analyzed_hash"])
+        _update_rows(changed, ["sentiment", "themes", "analyzed_hash"])
         ResponseTheme.objects.filter(
             organization=organization, response_id__in=[r.pk for r in changed]
         ).delete()

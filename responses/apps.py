@@ -23,9 +23,15 @@ class ResponsesConfig(AppConfig):
             if created_ids:
                 tasks.queue_slack_alerts.delay(organization_id, list(created_ids))
 
-        events.response_recorded.connect(analyze_on_record, dispatch_uid="responses.analyze")
-        events.response_recorded.connect(webhooks_on_record, dispatch_uid="responses.webhooks")
-        events.response_recorded.connect(slack_on_record, dispatch_uid="responses.slack")
+        events.response_recorded.connect(
+            analyze_on_record, dispatch_uid="responses.analyze", weak=False
+        )
+        events.response_recorded.connect(
+            webhooks_on_record, dispatch_uid="responses.webhooks", weak=False
+        )
+        events.response_recorded.connect(
+            slack_on_record, dispatch_uid="responses.slack", weak=False
+        )
 
     def seed_demo(self, *, organization, stdout):
         from django.conf import settings

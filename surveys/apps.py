@@ -21,7 +21,9 @@ class SurveysConfig(AppConfig):
             if response_ids:
                 tasks.mark_answered.delay(organization_id, response_ids)
 
-        events.response_recorded.connect(answered_on_record, dispatch_uid="surveys.answered")
+        events.response_recorded.connect(
+            answered_on_record, dispatch_uid="surveys.answered", weak=False
+        )
 
     def seed_demo(self, *, organization, stdout):
         from surveys.demo import seed_surveys

@@ -114,8 +114,8 @@ def local_date(organization: Organization, at: datetime) -> date:
 @contextmanager
 def roomy_sql(work_mem: str = "128MB"):
     """A transaction in which PostgreSQL may hash the `IN (SELECT …)` subqueries of the rule
-    for a million contacts, instead of rescanning them per row, and does not JIT-compile.
-    No-op elsewhere."""
+    for a million contacts, instead of rescanning them per row; no JIT, no parallel
+    workers. Other databases: just the transaction."""
     with transaction.atomic():
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
@@ -123,6 +123,9 @@ def roomy_sql(work_mem: str = "128MB"):
                 # Each statement reads a segment once: compiling its expressions (JIT)
                 # costs more than it saves.
                 cursor.execute("SET LOCAL jit = off")
+                # A background job on one core: parallel workers would take the cores
+                # web requests need, and measured slower on a busy two-core host.
+                cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
         yield
 
 
