@@ -264,24 +264,24 @@ def _pick_sql(
     programme: Programme,
     at: datetime,
     fatigue_days: int,
-    planned_today: int,
+    wanted: int,
     prefix: tuple[int, int],
 ) -> tuple[str, tuple]:
-    """One statement, one pass over the segment, from the same rule (eligibility.exclusions)
-    folded into two flags: the segment less its standing exclusions goes into a
-    materialized CTE, flagged when a passing reason blocks the contact; from it the cycle
-    population (drip) and so today's number, and that many unblocked contacts, longest
-    unsurveyed first.
+    """One statement picking `wanted` eligible contacts, longest unsurveyed first (never
+    surveyed before all): the rule (eligibility.exclusions) folded into two conditions,
+    standing and passing, with one hash probe over invitations a contact. In
+    (last_surveyed_at NULLS FIRST, id) order, which an index on contacts (organization,
+    last_surveyed_at NULLS FIRST, id) serves without reading the whole segment.
 
-    With an account cap, the window runs over the first `n × prefix[0] + prefix[1]`
-    eligible contacts in pick order (a prefix holds every contact that ranks before any of
-    its rows, so each row's place in its account is exact): ROW_NUMBER() OVER (PARTITION BY
-    account) keeps those within the places their account has left (the cap less contacts
-    surveyed within the window or planned). A capped account has no places left.
+    With an account cap, the window runs over the first `wanted × prefix[0] + prefix[1]`
+    eligible contacts (a prefix holds every contact that ranks before any of its rows, so
+    each row's place in its account is exact): ROW_NUMBER() OVER (PARTITION BY account)
+    keeps those within the places their account has left (the cap less contacts surveyed
+    within the window or planned). A capped account has no places left.
 
-    Rows: (kind, population, wanted, candidates, c_id, c_account, c_tz, i, n): one row of
-    counts (kind 0), a row per picked contact, the i-th of n (kind 1), and a row per
-    contact the account cap held back (kind 2)."""
+    Rows: (kind, candidates, c_id, c_account, c_tz, i, n): a row per picked contact, the
+    i-th of n (kind 1); with a cap, one row counting the candidates (kind 0) and a row per
+    contact the cap held back (kind 2)."""
     rules = eligibility.exclusions(
         organization=organization, programme=programme, at=at, fatigue_days=fatigue_days
     )
@@ -291,101 +291,61 @@ def _pick_sql(
         for rule in rules
         if rule.reason not in eligibility.STANDING and rule.reason != SkipReason.ACCOUNT_CAP
     ]
-    reasons = (
+    eligible = (
         eligibility.in_segment(organization, programme)
-        # A plain condition, not a CASE: the planner can estimate how many rows remain.
+        # Plain conditions rather than a CASE: the planner can estimate what remains.
         .exclude(eligibility.any_of(organization, standing))
-        .annotate(
-            plan_blocked=Case(
-                When(eligibility.any_of(organization, passing), then=Value(1)), default=Value(0)
-            ),
-        )
-        .order_by()
+        .exclude(eligibility.any_of(organization, passing))
+        .order_by(F("last_surveyed_at").asc(nulls_first=True), "id")
         .values(
             c_id=F("id"),
             c_account=F("account_id"),
             c_tz=F("timezone"),
             c_seen=F("last_surveyed_at"),
-            c_blocked=F("plan_blocked"),
         )
     )
-    reasons_sql, params = _sql(reasons)
-    # r: the segment less its standing exclusions (the cycle's population), each contact
-    # flagged when something passing (fatigue, its cadence, a planned invitation) blocks it.
-    # Read twice (the population, then the pick) when dripping: kept, not computed twice.
-    materialized = "" if programme.daily_cap else "MATERIALIZED "
-    parts = [f"r AS {materialized}({reasons_sql})"]
     key = _order_key()
-    if programme.daily_cap:
-        parts += [
-            "pop AS (SELECT CAST(NULL AS BIGINT) AS population)",
-            "want AS (SELECT %s AS n)",
-        ]
-        params += (max(0, programme.daily_cap - planned_today),)
-    else:
-        every = max(1, programme.every_days)
-        parts += [
-            "pop AS (SELECT COUNT(*) AS population FROM r)",
-            "want AS (SELECT CASE WHEN q > 0 THEN q ELSE 0 END AS n"
-            " FROM (SELECT (population + %s - 1) / %s - %s AS q FROM pop) x)",
-        ]
-        params += (every, every, planned_today)
-    if not programme.account_cap:
-        parts.append(
-            "picked AS (SELECT c_id, c_account, c_tz, c_seen FROM r WHERE c_blocked = 0"  # noqa: S608 - names and SQL are ours, values are parameters
-            f" ORDER BY {key} LIMIT (SELECT n FROM want))"
-        )
-        candidates = "CAST(NULL AS BIGINT)"
-    else:
-        usage = (
-            Contact.objects.filter(
-                organization=organization,
-                # Only the candidates' accounts (the cand CTE below), by the index.
-                account_id__in=RawSQL("SELECT c_account FROM cand", ()),
-            )
-            .filter(eligibility.account_usage(organization, programme, at))
-            .order_by()
-            .values("account_id")
-            .annotate(c_used=Count("id"))
-        )
-        usage_sql, usage_params = _sql(usage)
-        parts += [
-            "cand AS MATERIALIZED (SELECT c_id, c_account, c_tz, c_seen FROM r"  # noqa: S608 - names and SQL are ours, values are parameters
-            f" WHERE c_blocked = 0 ORDER BY {key} LIMIT (SELECT n * %s + %s FROM want))",
-            f"used AS ({usage_sql})",
-            "w AS MATERIALIZED (SELECT cand.c_id, cand.c_account, cand.c_tz, cand.c_seen,"  # noqa: S608 - names and SQL are ours, values are parameters
-            " CASE WHEN cand.c_account IS NULL OR ROW_NUMBER() OVER ("
-            f"   PARTITION BY cand.c_account ORDER BY {_order_key('cand.')})"
-            "   <= %s - COALESCE(used.c_used, 0) THEN 1 ELSE 0 END AS c_fits"
-            " FROM cand LEFT JOIN used ON used.account_id = cand.c_account)",
-            "picked AS (SELECT c_id, c_account, c_tz, c_seen FROM w WHERE c_fits = 1"  # noqa: S608 - names and SQL are ours, values are parameters
-            f" ORDER BY {key} LIMIT (SELECT n FROM want))",
-        ]
-        params += (*prefix, *usage_params, programme.account_cap)
-        candidates = "(SELECT COUNT(*) FROM cand)"
-        # Those the cap held back although their turn had come: the account-cap skips.
-        dropped = (
-            " UNION ALL SELECT 2, NULL, NULL, NULL, c_id, c_account, NULL, NULL, NULL"  # noqa: S608 - names and SQL are ours, values are parameters
-            f" FROM (SELECT c_id, c_account FROM w WHERE c_fits = 0 ORDER BY {key}"
-            " LIMIT %s) d"
-        )
-        params_tail = (SKIP_RECORD_LIMIT,)
-    if not programme.account_cap:
-        dropped, params_tail = "", ()
-    sql = (
-        f"WITH {', '.join(parts)} "  # noqa: S608 - names and SQL are ours, values are parameters
-        f"SELECT 0, pop.population, (SELECT n FROM want), {candidates},"
-        " NULL, NULL, NULL, NULL, NULL FROM pop"
-        " UNION ALL SELECT 1, NULL, NULL, NULL, c_id, c_account, c_tz,"
-        f" ROW_NUMBER() OVER (ORDER BY {key}), COUNT(*) OVER () FROM picked" + dropped
+    numbered = (
+        "SELECT 1, NULL, c_id, c_account, c_tz,"  # noqa: S608 - names and SQL are ours
+        f" ROW_NUMBER() OVER (ORDER BY {key}), COUNT(*) OVER () FROM picked"
     )
-    return sql, (*params, *params_tail)
+    if not programme.account_cap:
+        picked_sql, params = _sql(eligible[:wanted])
+        return f"WITH picked AS ({picked_sql}) {numbered}", params
+    cand_sql, params = _sql(eligible[: wanted * prefix[0] + prefix[1]])
+    usage = (
+        Contact.objects.filter(
+            organization=organization,
+            # Only the candidates' accounts (the cand CTE below), by the index.
+            account_id__in=RawSQL("SELECT c_account FROM cand", ()),
+        )
+        .filter(eligibility.account_usage(organization, programme, at))
+        .order_by()
+        .values("account_id")
+        .annotate(c_used=Count("id"))
+    )
+    usage_sql, usage_params = _sql(usage)
+    sql = (
+        f"WITH cand AS MATERIALIZED ({cand_sql}),"  # noqa: S608 - names and SQL are ours
+        f" used AS ({usage_sql}),"
+        " w AS MATERIALIZED (SELECT cand.c_id, cand.c_account, cand.c_tz, cand.c_seen,"
+        " CASE WHEN cand.c_account IS NULL OR ROW_NUMBER() OVER ("
+        f"   PARTITION BY cand.c_account ORDER BY {_order_key('cand.')})"
+        "   <= %s - COALESCE(used.c_used, 0) THEN 1 ELSE 0 END AS c_fits"
+        " FROM cand LEFT JOIN used ON used.account_id = cand.c_account),"
+        " picked AS (SELECT c_id, c_account, c_tz, c_seen FROM w WHERE c_fits = 1"
+        f" ORDER BY {key} LIMIT %s) "
+        "SELECT 0, (SELECT COUNT(*) FROM cand), NULL, NULL, NULL, NULL, NULL"
+        f" UNION ALL {numbered}"
+        # Those the cap held back although their turn had come: the account-cap skips.
+        " UNION ALL SELECT 2, NULL, c_id, c_account, NULL, NULL, NULL"
+        f" FROM (SELECT c_id, c_account FROM w WHERE c_fits = 0 ORDER BY {key} LIMIT %s) d"
+    )
+    return sql, (*params, *usage_params, programme.account_cap, wanted, SKIP_RECORD_LIMIT)
 
 
 @dataclass
 class _Picked:
-    population: int | None = None
-    wanted: int = 0
     candidates: int | None = None
     planned: int = 0
     capped: list[tuple[int, int]] = field(default_factory=list)  # (contact, account)
@@ -403,23 +363,9 @@ def _plan_picked(
         cursor.execute(sql, params)
         while chunk := cursor.fetchmany(INSERT_CHUNK):
             rows = []
-            for (
-                kind,
-                population,
-                wanted,
-                candidates,
-                contact_id,
-                account_id,
-                tz_name,
-                i,
-                n,
-            ) in chunk:
+            for kind, candidates, contact_id, account_id, tz_name, i, n in chunk:
                 if kind == 0:
-                    result.population, result.wanted, result.candidates = (
-                        population,
-                        wanted,
-                        candidates,
-                    )
+                    result.candidates = candidates
                     continue
                 if kind == 2:
                     result.capped.append((contact_id, account_id))
@@ -555,23 +501,21 @@ def programme_plan(
             .values_list("fatigue_days", flat=True)
             .get(pk=settings_row.pk)
         )
+        report.quota, report.population = daily_quota(
+            organization=organization, programme=programme, at=at
+        )
         planned_today = planned_on_day(organization, programme, at)
-        if programme.daily_cap:
-            report.quota = programme.daily_cap
-        else:
-            report.population = cache.get(_population_key(organization, programme, at))
-            if report.population is not None:
-                report.quota = _drip(report.population, programme)
-        if report.quota and report.quota <= planned_today:
+        if report.quota <= planned_today:
             return report  # today's share is planned: no pass over the segment
         capped: dict[int, int] = {}  # contact → account, held back by the account cap
         for prefix in ACCOUNT_CAP_PREFIXES:
+            wanted = report.quota - planned_today
             sql, params = _pick_sql(
                 organization=organization,
                 programme=programme,
                 at=at,
                 fatigue_days=fatigue_days,
-                planned_today=planned_today,
+                wanted=wanted,
                 prefix=prefix,
             )
             picked = _plan_picked(
@@ -579,19 +523,11 @@ def programme_plan(
             )
             report.planned += picked.planned
             capped.update(picked.capped)
-            if picked.population is not None:
-                report.population = picked.population
-                report.quota = _drip(picked.population, programme)
-                cache.set(
-                    _population_key(organization, programme, at),
-                    picked.population,
-                    POPULATION_TTL,
-                )
             full_prefix = (
                 picked.candidates is not None
-                and picked.candidates >= picked.wanted * prefix[0] + prefix[1]
+                and picked.candidates >= wanted * prefix[0] + prefix[1]
             )
-            if picked.planned >= picked.wanted or not full_prefix:
+            if picked.planned >= wanted or not full_prefix:
                 break
             # The account cap dropped so many of the first candidates that the prefix ran
             # out: look further down the list (those planned now count as planned).

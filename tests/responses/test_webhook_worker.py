@@ -70,8 +70,12 @@ def test_it_delivers_a_signed_webhook_through_a_real_worker(
         )
     with Receiver() as receiver:
         with scopes_disabled():
+            # Response events only: the follow-up engine's own events are tested apart.
             endpoint = WebhookEndpoint.objects.create(
-                organization=org_a, url=receiver.url(), secret=webhooks.new_secret()
+                organization=org_a,
+                url=receiver.url(),
+                secret=webhooks.new_secret(),
+                events=["response.created", "response.updated"],
             )
         item = {"email": "ann@initech.example", "score": 3, "comment": "Support never replied."}
         if hasattr(responses_api.ResponseListApi, "post"):
@@ -109,8 +113,12 @@ def test_it_retries_through_the_broker_until_the_endpoint_recovers(redis_worker,
     with Receiver() as receiver:
         receiver.answers = [(500, {}), (200, {})]
         with scopes_disabled():
+            # Response events only: the follow-up engine's own events are tested apart.
             endpoint = WebhookEndpoint.objects.create(
-                organization=org_a, url=receiver.url(), secret=webhooks.new_secret()
+                organization=org_a,
+                url=receiver.url(),
+                secret=webhooks.new_secret(),
+                events=["response.created", "response.updated"],
             )
         original = webhooks.RETRY_DELAYS
         webhooks.RETRY_DELAYS = (1, *original[1:])
