@@ -90,6 +90,8 @@ def _tags(value) -> list[str]:
         value = value.split(",")
     if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
         raise ValueError("must be a list of text tags.")
+    if any("\x00" in t for t in value):
+        raise ValueError("contains a NUL character, which text cannot hold.")
     tags = sorted({t.strip().lower()[:50] for t in value if t.strip()})
     if len(tags) > 20:
         raise ValueError("takes at most 20 tags.")
@@ -100,9 +102,12 @@ def _id(value) -> int:
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise ValueError("must be an id.")
     try:
-        return int(value)
+        number = int(value)
     except ValueError:
         raise ValueError("must be an id.") from None
+    if not 1 <= number < 2**63:
+        raise ValueError("must be a positive id.")
+    return number
 
 
 CLEANERS = {

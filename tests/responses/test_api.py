@@ -233,16 +233,6 @@ def test_it_answers_400_json_to_malformed_json(as_a, people):
     ],
 )  # fmt: skip
 def test_it_never_answers_500_to_odd_values(request, as_a, people, field, value):
-    # Gaps in responses/services.py's cleaners (reported; not this module's to change):
-    # _id accepts ints beyond 64 bits, which the database refuses, and _tags lets a NUL
-    # character through, which PostgreSQL's jsonb refuses.
-    vendor = connection.vendor
-    if (
-        (field in {"survey_id", "invitation_id"} and value == 10**40)
-        or (field == "contact_id" and value == 10**40 and vendor == "sqlite")
-        or (field == "tags" and value == "\x00" and vendor == "postgresql")
-    ):
-        request.applymarker(pytest.mark.xfail(strict=True, reason="services.py cleaner gap"))
     payload = {"score": 5, "email": "ann@initech.example", field: value}
     response = as_a.post(reverse(LIST), payload)
     assert response.status_code in {200, 201, 400}, response.content
