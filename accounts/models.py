@@ -132,6 +132,8 @@ class Contact(models.Model):
             ),
         ]
         indexes = [models.Index(fields=["organization", "account"])]
+        # The survey planner's order, (organization, last_surveyed_at NULLS FIRST, id), is an
+        # index created on PostgreSQL only by migration 0002: SQLite cannot index NULLS FIRST.
 
     def __str__(self):
         return self.name or self.email or self.external_id or f"contact {self.pk}"

@@ -10,6 +10,8 @@ and turns touchpoint events into invitations.
   `invitations_mark_answered` follows recorded responses; `programme_forecast` predicts.
 
 Eligibility itself lives in surveys/eligibility.py, the one rule every path here asks.
+Planning runs as a few SQL statements per programme whatever the segment's size: Python
+only sees the contacts picked today, in chunks.
 """
 
 import logging
@@ -47,12 +49,15 @@ RETRY_DELAYS = (timedelta(minutes=5), timedelta(minutes=30))  # then it fails
 MAX_ATTEMPTS = len(RETRY_DELAYS) + 1
 STUCK_AFTER = timedelta(minutes=15)  # far beyond CELERY_TASK_TIME_LIMIT
 MIN_WINDOW_LEFT = timedelta(hours=1)  # less of today's window left: plan into the next one
-SKIP_RECORD_LIMIT = 5_000  # skipped invitations recorded per programme and tick
+# Skipped invitations recorded per programme and planning run: the send log's sample of
+# who was left out and why (skip_reasons() answers for anyone, any time).
+SKIP_RECORD_LIMIT = 2_000
 INSERT_CHUNK = 1_000
 POPULATION_TTL = 36 * 3600  # seconds; the key names the day
-# (factor, extra) of the candidate prefix an account-capped pick looks at: n × factor + extra
-# eligible contacts, then further down when the cap dropped too many of them.
-ACCOUNT_CAP_PREFIXES = ((2, 200), (16, 2_000), (1, 10**12))
+# (factor, extra) of the candidate prefix an account-capped pick looks at first: n × factor
+# + extra eligible contacts; further down when the cap held back too many of them.
+ACCOUNT_CAP_PREFIX = (2, 200)
+ACCOUNT_CAP_ATTEMPTS = 3
 DEFAULT_ANSWER_RATE = 0.3
 ANSWER_SETTLE = timedelta(days=7)  # invitations younger than this still get answers
 REMINDER_GRACE = timedelta(days=7)  # a reminder missed by more than this is not sent
@@ -219,8 +224,8 @@ def daily_quota(
     *, organization: Organization, programme: Programme, at: datetime
 ) -> tuple[int, int | None]:
     """(today's sends, the cycle population): the daily cap, or the drip, which spreads the
-    segment's population evenly over every_days. The population is counted once a day (the
-    planning run counts it on its way and leaves it in the cache)."""
+    segment's population evenly over every_days. The population is counted once a day and
+    kept in the cache for the day's other ticks (and the forecast)."""
     if programme.daily_cap:
         return programme.daily_cap, None
     population = cache.get(_population_key(organization, programme, at))
@@ -508,8 +513,13 @@ def programme_plan(
         if report.quota <= planned_today:
             return report  # today's share is planned: no pass over the segment
         capped: dict[int, int] = {}  # contact → account, held back by the account cap
-        for prefix in ACCOUNT_CAP_PREFIXES:
+        prefix = ACCOUNT_CAP_PREFIX
+        for attempt in range(ACCOUNT_CAP_ATTEMPTS):
             wanted = report.quota - planned_today
+            if wanted <= 0:
+                break
+            if attempt == ACCOUNT_CAP_ATTEMPTS - 1:
+                prefix = (1, 10**12)  # the last look goes all the way down
             sql, params = _pick_sql(
                 organization=organization,
                 programme=programme,
@@ -529,8 +539,11 @@ def programme_plan(
             )
             if picked.planned >= wanted or not full_prefix:
                 break
-            # The account cap dropped so many of the first candidates that the prefix ran
-            # out: look further down the list (those planned now count as planned).
+            # The account cap held back so many of the first candidates that the prefix
+            # ran out: look further down, as far again as the share kept suggests (those
+            # planned now count as planned).
+            kept = picked.planned / picked.candidates
+            prefix = (math.ceil(2 / kept) if kept else prefix[0] * 8, prefix[1] * 2)
             planned_today = planned_on_day(organization, programme, at)
         if report.planned or report.quota > planned_today:
             recorded = _record_skips(

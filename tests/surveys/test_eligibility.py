@@ -197,7 +197,7 @@ def test_it_looks_further_down_the_list_when_the_account_cap_drops_the_first(org
             last_surveyed_at=MONDAY - timedelta(days=400 + n),
         )
     # A prefix of exactly the number wanted, then everything.
-    monkeypatch.setattr(scheduler, "ACCOUNT_CAP_PREFIXES", ((1, 0), (1, 10**12)))
+    monkeypatch.setattr(scheduler, "ACCOUNT_CAP_PREFIX", (1, 0))
     programme = ProgrammeFactory(survey__organization=org_a, daily_cap=5, account_cap=1)
     assert plan(org_a, programme).planned == 5
     with scopes_disabled():
