@@ -12,7 +12,7 @@ from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
-from accounts import imports, selectors
+from accounts import import_kinds, imports, selectors
 from accounts.models import ImportKind, ImportStatus
 from nps_platform.access import member_required
 from nps_platform.roles import can
@@ -32,7 +32,8 @@ def _tabs(request) -> dict:
 class ImportUploadForm(forms.Form):
     kind = forms.ChoiceField(
         label="The file holds",
-        choices=[(value, label) for value, label in ImportKind.choices],
+        # Every registered kind, read when the form is built (apps register theirs on start).
+        choices=lambda: [(spec.name, spec.label) for spec in import_kinds.all_kinds()],
         initial=ImportKind.ACCOUNTS,
     )
     file = forms.FileField(
@@ -75,7 +76,10 @@ def import_list(request):
         **_tabs(request),
         "form": form,
         "jobs": list(selectors.imports_of(request.organization)[:RECENT_IMPORTS]),
-        "kinds_help": [(label, imports.fields_help(value)) for value, label in ImportKind.choices],
+        "kinds_help": [
+            (spec.label, spec.description, imports.fields_help(spec.name))
+            for spec in import_kinds.all_kinds()
+        ],
     }
     return render(request, "accounts/import_list.html", context)
 
@@ -100,7 +104,7 @@ def import_detail(request, import_id: int):
             errors = exc.messages
         else:
             return redirect("accounts:import_detail", import_id=job.pk)
-    context = {**_tabs(request), "job": job, "mapping_errors": errors}
+    context = {**_tabs(request), **_progress_context(job), "mapping_errors": errors}
     if job.status == ImportStatus.UPLOADED:
         try:
             preview = imports.preview_of(job)
@@ -124,7 +128,16 @@ def import_detail(request, import_id: int):
 @member_required("imports")
 def import_progress(request, import_id: int):
     job = selectors.get_import_for(request.organization, import_id)
-    return render(request, "accounts/import_progress.html", {"job": job})
+    return render(request, "accounts/import_progress.html", _progress_context(job))
+
+
+def _progress_context(job) -> dict:
+    """The progress card's "Go to …" link: where the kind's rows can be seen."""
+    try:
+        spec = import_kinds.get(job.kind)
+    except KeyError:
+        return {"job": job, "results_url": "accounts:list", "results_label": "the accounts"}
+    return {"job": job, "results_url": spec.results_url, "results_label": spec.results_label}
 
 
 @require_GET

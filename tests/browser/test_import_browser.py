@@ -119,3 +119,40 @@ def test_it_polls_the_progress_until_the_import_is_done(page, live_server, alice
     expect(progress.get_by_role("heading", name="Done")).to_be_visible(timeout=5_000)
     expect(page.get_by_label("Import progress")).to_have_attribute("value", "100")
     expect(progress).not_to_have_attribute("hx-trigger", re.compile(".*"))
+
+
+def test_it_imports_a_delighted_responses_export(page, live_server, alice, org_a):
+    from responses.models import Response
+    from tests.fixtures import delighted_export
+
+    responses, _, expected = delighted_export.generate()
+    sign_in(page, "alice@a.example", PASSWORD)
+    page.goto("/accounts/imports/")
+    page.get_by_label("The file holds").select_option("responses")
+    page.get_by_label("CSV file", exact=True).set_input_files(
+        {
+            "name": "delighted.csv",
+            "mimeType": "text/csv",
+            "buffer": delighted_export.as_csv(responses),
+        }
+    )
+    with page.expect_navigation():
+        page.get_by_role("button", name="Upload and map columns").click()
+
+    # A Delighted export's columns are recognised as they are.
+    expect(page.get_by_label("Response ID")).to_have_value("external_id")
+    expect(page.get_by_label("Created at")).to_have_value("submitted_at")
+    expect(page.get_by_label("Company")).to_have_value("account_name")
+    expect(page.get_by_label("Country")).to_have_value("properties.country")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Start the import").click()
+
+    progress = page.locator("#import-progress")
+    expect(progress.get_by_role("heading", name="Done")).to_be_visible(timeout=20_000)
+    expect(progress.locator("[data-count=created]")).to_have_text(str(expected["good"]))
+    expect(progress.locator("[data-count=errors]")).to_have_text(str(len(expected["bad"])))
+    with scopes_disabled():
+        assert Response.objects.filter(organization=org_a).count() == expected["good"]
+    with page.expect_navigation():
+        progress.get_by_role("link", name="Go to the responses").click()
+    expect(page).to_have_url(re.compile(r"/responses/$"))
