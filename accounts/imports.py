@@ -1,11 +1,15 @@
 """CSV imports: checking an upload, mapping its columns to fields, and running it.
 
-The rows themselves go through `services.records_upsert` (the one upsert every channel
-uses) in batches of `services.MAX_BATCH`, read with pandas chunk by chunk, so a file of any
-size never sits in memory whole. `import_run` is what the `accounts.run_import` task calls.
+What a file can hold is a registered import kind (accounts/import_kinds.py): accounts,
+contacts and support tickets go through `services.records_upsert` (the one upsert every
+channel uses); other apps register theirs (responses registers "responses"). Each kind
+cleans a chunk with its `prepare` and saves it with its `write`. The rows are read with
+pandas chunk by chunk, so a file of any size never sits in memory whole. `import_run` is what the
+`accounts.run_import` task calls.
 """
 
 import csv
+import gc
 import io
 import logging
 import re
@@ -23,8 +27,8 @@ from django.core.files import File
 from django.db import connection, transaction
 from django.utils.timezone import now
 
-from accounts import services
-from accounts.models import ImportJob, ImportKind, ImportStatus
+from accounts import import_kinds, services
+from accounts.models import ImportJob, ImportStatus
 from nps_platform.models import Organization
 
 logger = logging.getLogger(__name__)
@@ -34,49 +38,22 @@ SAMPLE_ROWS = 5
 PROPERTIES_PREFIX = "properties."
 DELIMITERS = (",", ";", "\t", "|")
 
-# What the identity of a row is, per kind: at least one of these must be mapped.
-IDENTITY = {
-    ImportKind.ACCOUNTS: ("external_id",),
-    ImportKind.CONTACTS: ("email", "external_id"),
-    ImportKind.TICKETS: ("external_id",),
-}
 
-# Other names people give these columns, written as a person would; matched normalised.
-SYNONYMS: dict[str, dict[str, list[str]]] = {
-    ImportKind.ACCOUNTS: {
-        "external_id": ["account id", "id", "customer id", "account external id"],
-        "name": ["company", "account name", "account", "company name", "customer"],
-        "domain": ["website", "url", "web"],
-        "arr": ["annual revenue", "annual recurring revenue"],
-        "owner_email": ["owner", "csm", "account owner", "csm email", "owner email"],
-        "signed_up_on": ["signup date", "sign up date", "customer since", "created"],
-        "renewal_date": ["renewal", "renews on"],
-        "health_score": ["health"],
-        "lifecycle_stage": ["stage", "lifecycle"],
-        "size": ["company size", "employees", "headcount"],
-        "churned_at": ["churned", "churn date"],
-    },
-    ImportKind.CONTACTS: {
-        "email": ["email address", "e-mail", "e-mail address", "mail"],
-        "external_id": ["contact id", "id", "contact external id"],
-        "name": ["full name", "contact name"],
-        "title": ["job title", "role", "position"],
-        "account_external_id": ["account id", "company id", "account external id"],
-        "locale": ["language", "lang"],
-        "timezone": ["time zone", "tz"],
-        "phone": ["phone number", "telephone", "mobile"],
-        "suppressed_reason": ["suppressed", "suppression reason"],
-    },
-    ImportKind.TICKETS: {
-        "external_id": ["ticket id", "id", "ticket external id"],
-        "account_external_id": ["account id", "account external id"],
-        "contact_email": ["requester email", "requester", "contact"],
-        "opened_at": ["created", "created at", "opened", "opened on"],
-        "closed_at": ["solved at", "closed", "solved", "closed at"],
-        "url": ["link", "ticket url"],
-        "subject": ["title", "summary"],
-    },
-}
+class _Identity:
+    """What identifies a row, per kind (at least one of these must be mapped): read from the
+    registered kinds."""
+
+    def __getitem__(self, kind: str) -> tuple[str, ...]:
+        return import_kinds.get(kind).identity
+
+    def __contains__(self, kind: str) -> bool:
+        return any(spec.name == kind for spec in import_kinds.all_kinds())
+
+
+IDENTITY = _Identity()
+
+
+# --- Mapping columns -------------------------------------------------------------------------
 
 
 def normalise_header(header: str) -> str:
@@ -85,38 +62,49 @@ def normalise_header(header: str) -> str:
     return re.sub(r"_+", "_", name).strip("_")
 
 
+_WRAPPED = re.compile(r"^\s*(?:person_)?properties\[(.+)\]\s*$", re.IGNORECASE)
+
+
+def unwrapped(header: str) -> str:
+    """ "person_properties[Plan]" (Delighted's API names) → "Plan"; other headers as they are."""
+    match = _WRAPPED.match(str(header))
+    return match.group(1) if match else str(header)
+
+
 def property_target(header: str) -> str:
     """The `properties.<key>` a column lands in when mapped to the properties."""
-    text = str(header).strip()
+    text = unwrapped(header).strip()
     if text.lower().startswith(PROPERTIES_PREFIX):
         text = text[len(PROPERTIES_PREFIX) :]
     return PROPERTIES_PREFIX + (normalise_header(text) or "column")
 
 
 def fields_of(kind: str) -> list[str]:
-    return list(services.KINDS[kind].fields)
+    return list(import_kinds.get(kind).fields)
 
 
 def auto_mapping(kind: str, headers: list[str]) -> dict[str, str]:
     """CSV header → field name, or "" to ignore. Exact field names win over synonyms, and
-    no field is chosen twice (the first column that matches takes it)."""
-    fields = fields_of(kind)
+    no field is chosen twice (the first column that matches takes it). A kind that keeps
+    what it does not know (responses) maps the other columns to properties."""
+    spec = import_kinds.get(kind)
+    fields = list(spec.fields)
     synonyms = {
         normalise_header(alias): field_name
-        for field_name, aliases in SYNONYMS.get(kind, {}).items()
+        for field_name, aliases in spec.synonyms.items()
         for alias in aliases
     }
     mapping = dict.fromkeys(headers, "")
     taken: set[str] = set()
     for header in headers:  # first pass: the field's own name
-        normalised = normalise_header(header)
+        normalised = normalise_header(unwrapped(header))
         if normalised in fields and normalised not in taken:
             mapping[header] = normalised
             taken.add(normalised)
     for header in headers:  # then other names for it, and "properties.<key>" columns
         if mapping[header]:
             continue
-        normalised = normalise_header(header)
+        normalised = normalise_header(unwrapped(header))
         if str(header).strip().lower().startswith(PROPERTIES_PREFIX):
             target = property_target(header)
         else:
@@ -124,6 +112,17 @@ def auto_mapping(kind: str, headers: list[str]) -> dict[str, str]:
         if target and target not in taken:
             mapping[header] = target
             taken.add(target)
+    if spec.unmatched_to_properties:
+        for header in headers:
+            target = property_target(header)
+            if (
+                not mapping[header]
+                and str(header).strip()
+                and not str(header).startswith("Unnamed: ")
+                and target not in taken
+            ):
+                mapping[header] = target
+                taken.add(target)
     return mapping
 
 
@@ -139,24 +138,27 @@ def target_choices(kind: str, header: str) -> list[tuple[str, str]]:
 class FieldHelp:
     name: str
     requirement: str  # "" | "required" | "required for new rows" | "this or …"
+    note: str = ""  # what the field takes, when it is not obvious
 
 
 def fields_help(kind: str) -> list[FieldHelp]:
     """The fields a kind accepts and which are required, for the help box."""
-    spec = services.KINDS[kind]
-    identity = IDENTITY[kind]
+    spec = import_kinds.get(kind)
+    identity = spec.identity
     result = []
-    for name, field_spec in spec.fields.items():
+    for name in spec.fields:
         if name in identity and len(identity) == 1:
             requirement = "required: identifies the row"
         elif name in identity:
             others = " or ".join(other for other in identity if other != name)
             requirement = f"this or {others} is required: identifies the row"
-        elif field_spec.required_on_create:
+        elif name in spec.required:
+            requirement = "required"
+        elif name in spec.required_on_create:
             requirement = "required for new rows"
         else:
             requirement = ""
-        result.append(FieldHelp(name, requirement))
+        result.append(FieldHelp(name, requirement, spec.field_help.get(name, "")))
     return result
 
 
@@ -269,7 +271,8 @@ def import_create(*, organization: Organization, kind: str, upload, created_by) 
 
     Raises ValidationError with a message a person can act on."""
     if kind not in IDENTITY:
-        raise ValidationError("Choose what the file holds: accounts, contacts or tickets.")
+        labels = ", ".join(spec.label.lower() for spec in import_kinds.all_kinds())
+        raise ValidationError(f"Choose what the file holds: {labels}.")
     name = PurePath(upload.name or "upload.csv").name
     content_type = (getattr(upload, "content_type", "") or "").split(";")[0].strip().lower()
     if not name.lower().endswith(".csv") and content_type != "text/csv":
@@ -327,9 +330,13 @@ def mapping_errors(kind: str, headers: list[str], mapping: dict[str, str]) -> li
             )
             continue
         chosen[target] = header
-    identity = IDENTITY[kind]
+    spec = import_kinds.get(kind)
+    for name in reversed(spec.required):
+        if name not in chosen:
+            errors.insert(0, f"Map a column to {name}: each row needs one.")
+    identity = spec.identity
     if not any(name in chosen for name in identity):
-        label = dict(ImportKind.choices)[kind].lower()
+        label = spec.label.lower()
         if len(identity) == 1:
             errors.insert(0, f"Map a column to {identity[0]}: it identifies each of the {label}.")
         else:
@@ -473,6 +480,11 @@ def _process(organization: Organization, job: ImportJob) -> None:
 
     report = _ErrorReport([header for _, header, _ in columns])
     processed = created = updated = errors = analyzed_at = 0
+    # A chunk allocates a great many short-lived objects and no cycles, and every
+    # collection of the oldest generation walks all of Django and pandas: rarer while the
+    # import runs (the worker runs one task at a time).
+    thresholds = gc.get_threshold()
+    gc.set_threshold(50_000, 20, 100)
     try:
         with (
             job.file.open("rb") as handle,
@@ -485,7 +497,10 @@ def _process(organization: Organization, job: ImportJob) -> None:
                 delimiter=delimiter,
                 header=0,
                 usecols=positions,
-                chunksize=services.MAX_BATCH,
+                # The upsert's kinds take bigger batches from a file than from the API.
+                chunksize=services.IMPORT_BATCH
+                if job.kind in services.KINDS
+                else services.MAX_BATCH,
                 skip_blank_lines=False,  # so that a row's index gives its line number
             )
             # The reader thread parses and cleans the next chunk (pure Python, no database)
@@ -507,8 +522,10 @@ def _process(organization: Organization, job: ImportJob) -> None:
                         updated_count=updated,
                         error_count=errors,
                     )
-                if created >= max(services.MAX_BATCH, 2 * analyzed_at):
-                    _refresh_statistics(services.KINDS[job.kind].model)
+                # Statistics taken once the table holds the first rows keep their proportions
+                # (every email distinct) as it grows; again only when it grew tenfold.
+                if created >= max(services.MAX_BATCH, 10 * analyzed_at):
+                    _refresh_statistics(import_kinds.get(job.kind).model)
                     analyzed_at = created
         error_report = report.save_to(job) if report.rows else ""
     except Exception:
@@ -517,6 +534,7 @@ def _process(organization: Organization, job: ImportJob) -> None:
         raise
     finally:
         report.close()
+        gc.set_threshold(*thresholds)
     jobs.update(
         status=ImportStatus.DONE,
         total_rows=processed,
@@ -575,16 +593,17 @@ def _read_chunk(chunks, kind: str, targets: list[str]) -> _Chunk | None:
     chunk = next(chunks, None)
     if chunk is None:
         return None
-    items: list[dict] = []
-    lines: list[int] = []
-    cells_of: list = []
-    for index, cells in zip(chunk.index.tolist(), chunk.to_numpy(dtype=object), strict=True):
-        if not "".join(cells).strip():
-            continue  # an empty line, or nothing in the mapped columns
-        items.append(dict(zip(targets, cells, strict=True)))
-        lines.append(index + 2)  # the header is line 1
-        cells_of.append(cells)
-    prepared = services.records_prepare(kind=kind, items=items, blank_unsets=True)
+    # Rows as tuples of cells, column by column out of pandas (far cheaper than row access).
+    columns = (chunk.iloc[:, position].tolist() for position in range(chunk.shape[1]))
+    rows = list(zip(*columns, strict=True))
+    lines = [index + 2 for index in chunk.index.tolist()]  # the header is line 1
+    if any(not "".join(cells).strip() for cells in rows):
+        # Empty lines, or nothing in the mapped columns: skipped.
+        kept = [n for n, cells in enumerate(rows) if "".join(cells).strip()]
+        rows, lines = [rows[n] for n in kept], [lines[n] for n in kept]
+    items = [dict(zip(targets, cells, strict=True)) for cells in rows]
+    cells_of = rows
+    prepared = import_kinds.get(kind).prepare(items)
     return _Chunk(len(chunk), lines, cells_of, prepared)
 
 
@@ -592,17 +611,20 @@ def _write_chunk(organization, kind, chunk: _Chunk, targets, report) -> tuple[in
     """Upserts one chunk; returns (created, updated, errors) and reports the errors."""
     if not chunk.lines:
         return 0, 0, 0
-    result = services.records_upsert(organization=organization, kind=kind, prepared=chunk.prepared)
-    created = updated = errors = 0
-    for item, line, cells in zip(result.results, chunk.lines, chunk.cells, strict=True):
-        if item.status == "created":
-            created += 1
-        elif item.status == "updated":
-            updated += 1
-        else:
-            errors += 1
-            key = item.key or _raw_key(kind, targets, cells)
-            report.add(line, key, item.errors, cells)
+    result = import_kinds.get(kind).write(organization, chunk.prepared)
+    if len(result.results) != len(chunk.lines):
+        raise ValueError(f"{len(chunk.lines)} rows written, {len(result.results)} results.")
+    # Counted in C; only the rejected rows are visited (this runs while the next chunk
+    # waits for this thread).
+    statuses = [item.status for item in result.results]
+    created, updated = statuses.count("created"), statuses.count("updated")
+    errors = len(statuses) - created - updated
+    if errors:
+        for n, item in enumerate(result.results):
+            if item.status != "created" and item.status != "updated":
+                cells = chunk.cells[n]
+                key = item.key or _raw_key(kind, targets, cells)
+                report.add(chunk.lines[n], key, item.errors, cells)
     return created, updated, errors
 
 

@@ -30,7 +30,10 @@ from accounts.models import (
 )
 from nps_platform.models import Membership, Organization
 
-MAX_BATCH = 1000
+MAX_BATCH = 1000  # items per call of records_upsert (the REST API's limit)
+# Rows a CSV import prepares and upserts per transaction: bigger batches spread the fixed
+# cost of a batch (its statements, its commit) thinner.
+IMPORT_BATCH = 5000
 
 
 # --- The upsert engine ---------------------------------------------------------------------
@@ -198,12 +201,18 @@ JSON_FIELDS = {"properties", "metrics"}
 
 
 def _empty_value(model, target: str):
-    model_field = model._meta.get_field(target.removesuffix("_id"))
+    """What BLANK sets the column (attname) `target` to: NULL where it may be, else ""."""
+    model_field = next(f for f in _columns(model) if f.attname == target)
     return None if model_field.null else ""
 
 
-def _clean_item(kind: UpsertKind, item, *, blank_unsets: bool):
-    """(cleaned data by input name, errors by input name) for one raw item."""
+def _clean_item(kind: UpsertKind, item, *, blank_unsets: bool, memo: dict | None = None):
+    """(cleaned data by input name, errors by input name) for one raw item.
+
+    `memo` ((field, text) → cleaned value, shared by one batch's items) saves cleaning the
+    same text twice: a file repeats its plans, titles, locales and accounts row after row."""
+    if memo is None:
+        memo = {}
     if not isinstance(item, dict):
         return {}, {"non_field_errors": ["Each item must be an object."]}
     data, errors = {}, {}
@@ -228,8 +237,13 @@ def _clean_item(kind: UpsertKind, item, *, blank_unsets: bool):
             if not blank_unsets and name not in JSON_FIELDS:
                 data[name] = cleaning.BLANK
             continue
+        if type(value) is str and (name, value) in memo:
+            data[name] = memo[name, value]
+            continue
         try:
             data[name] = spec.clean(value)
+            if type(value) is str and name not in JSON_FIELDS:  # a dict is not shared
+                memo[name, value] = data[name]
         except ValueError as exc:
             errors[name] = [f"{name} {exc}" if str(exc)[0].islower() else str(exc)]
     for name, extra in properties.items():
@@ -264,11 +278,12 @@ def _any_of(model, **values) -> Q | RawSQL:
 def _resolve_refs(organization, cleaned: list[dict]) -> dict[str, dict]:
     """One query per kind of reference, for the whole batch."""
     wanted: dict[str, set] = {}
-    for data in cleaned:
-        for name in ("account_external_id", "owner_email", "contact_email", "contact_external_id"):
-            value = data.get(name)
-            if value not in (None, cleaning.BLANK):
-                wanted.setdefault(name, set()).add(value)
+    for name in ("account_external_id", "owner_email", "contact_email", "contact_external_id"):
+        values = {data[name] for data in cleaned if name in data}
+        values.discard(None)
+        values.discard(cleaning.BLANK)
+        if values:
+            wanted[name] = values
     found: dict[str, dict] = {name: {} for name in wanted}
     if values := wanted.get("account_external_id"):
         found["account_external_id"] = dict(
@@ -320,8 +335,9 @@ def _existing(organization, kind: UpsertKind, rows: list[dict], update_fields) -
     base = model.objects.filter(organization=organization)
     load = _load_fields(kind, update_fields)
     if kind is CONTACTS:
-        externals = {d["external_id"] for d in rows if d.get("external_id")}
-        emails = {d["email"] for d in rows if d.get("email")}
+        # An API item's empty value (BLANK) names no contact.
+        externals = {d["external_id"] for d in rows if _given(d.get("external_id"))}
+        emails = {d["email"] for d in rows if _given(d.get("email"))}
         lists = {
             name: values
             for name, values in [("external_id", externals), ("email", emails)]
@@ -402,6 +418,14 @@ def _apply(kind: UpsertKind, row: dict, data: dict, *, is_new: bool, moment) -> 
         elif not row.get("suppressed_reason"):
             row["suppressed_at"] = None
     row["updated_at"] = moment
+
+
+def _same_values(before: dict, after: dict) -> bool:
+    """Whether _apply changed nothing of a loaded row but its updated_at."""
+    return all(
+        name == "updated_at" or (name in before and before[name] == value)
+        for name, value in after.items()
+    )
 
 
 def _update_fields(kind: UpsertKind, names=None) -> list[str]:
@@ -553,6 +577,279 @@ def _recordset(columns, rows: list[dict], always_vary, *, defaults=False):
     return select, params
 
 
+# --- The staged write (PostgreSQL) ----------------------------------------------------------
+#
+# Contacts on PostgreSQL are not read whole, merged in Python (_apply) and written back.
+# New rows are copied straight into the table (COPY, with ids reserved from its sequence
+# first); the matched rows' cleaned values go into a staging table with COPY, then one
+# UPDATE … FROM changes those whose values differ. The merge rules are _apply's, written
+# as SQL (a new row takes '' or NULL where the staged value is NULL, as the model would):
+#
+#   staged value   a text column           a nullable column    properties
+#   NULL           keeps the row's value   keeps it             keeps them
+#   '' (BLANK)     sets ''                 sets NULL            —
+#   a value        sets it                 sets it              merged in (row || value)
+#
+# and suppressed_at follows suppressed_reason as in _apply. A row whose values would not
+# change is not written at all (its updated_at stays): re-importing a file writes nothing.
+# Only identities are read back (_existing_identities), so the rules that need them (an
+# email that belongs to another contact, the same contact twice) stay in Python. What needs
+# no database answer (each item's cells in COPY's text format, its result's key) is built
+# by records_prepare, which an importer runs in its reading thread while the previous
+# chunk is written: the writing thread only adds ids and references.
+
+STAGE_TABLE = "accounts_contact_upsert_stage_v2"  # its columns: _staged_sql
+
+
+def _writes_staged(kind: UpsertKind) -> bool:
+    return kind is CONTACTS and connection.vendor == "postgresql"
+
+
+def _existing_identities(organization, rows: list[dict]) -> dict:
+    """The contacts the batch names, by ("external_id", …) and ("email", …): id and
+    identities only, which is all the matching needs."""
+    lists = {}
+    for name in ("external_id", "email"):
+        values = {d[name] for d in rows if name in d}
+        values.discard(None)
+        values.discard(cleaning.BLANK)  # an API item's empty value names no contact
+        if values:
+            lists[name] = values
+    if not lists:
+        return {}
+    found = {}
+    matches = Contact.objects.filter(_any_of(Contact, **lists), organization=organization)
+    for pk, external_id, email in matches.order_by().values_list("id", "external_id", "email"):
+        contact = {"id": pk, "external_id": external_id, "email": email}
+        if external_id:
+            found[("external_id", external_id)] = contact
+        if email:
+            found[("email", email)] = contact
+    return found
+
+
+@dataclass(frozen=True)
+class _StagedColumn:
+    name: str  # the input field
+    column: str  # the model's column
+    kind: str  # "text" | "ref" | "json"
+    nullable: bool
+
+
+def _staged_columns(kind: UpsertKind) -> list[_StagedColumn]:
+    """The staging table's columns after idx and id: the references, then the text ones,
+    then the JSON ones (the order _staged_lines writes them in)."""
+    columns = []
+    by_attname = {f.attname: f for f in _columns(kind.model)}
+    for name, spec in kind.fields.items():
+        model_field = by_attname[spec.target]
+        column_kind = "json" if name in JSON_FIELDS else "ref" if spec.ref else "text"
+        columns.append(_StagedColumn(name, model_field.column, column_kind, model_field.null))
+    order = {"ref": 0, "text": 1, "json": 2}
+    return sorted(columns, key=lambda column: order[column.kind])
+
+
+NULL_CELL = "\\N"  # COPY's text format for NULL
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_cell(value) -> str:
+    """A cell of COPY's text format: \\N for NULL, the text with its specials escaped."""
+    if value is None:
+        return NULL_CELL
+    if value is cleaning.BLANK:  # an API item's empty value is staged as ''
+        return ""
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+        return value.translate(_COPY_ESCAPES)
+    return value
+
+
+def _staged_texts(kind: UpsertKind, cleaned: dict) -> dict:
+    """Item index → what its rows need that no database answer changes, in COPY's text
+    format: (its staging cells, its cells as a new row, whether a new row is suppressed).
+    The text and JSON cells, tab-separated: built while preparing, so the write only adds
+    each row's idx or id and references (_staged_lines, _new_lines). Run once per item, so
+    kept to C-level calls where the values need no escaping (nearly always)."""
+    columns = _staged_columns(kind)
+    texts = [c.name for c in columns if c.kind == "text"]
+    nullable = [c.nullable for c in columns if c.kind == "text"]
+    jsons = [c.name for c in columns if c.kind == "json"]
+    # Where a new row's text cell differs from the staging one: NULLIF(…, '') for a
+    # nullable column, COALESCE(…, '') for the others (as the UPDATE reads them).
+    null_if_empty = [n for n, is_nullable in enumerate(nullable) if is_nullable]
+    empty_if_null = [n for n, is_nullable in enumerate(nullable) if not is_nullable]
+    cell, dumps, blank, null = _copy_cell, json.dumps, cleaning.BLANK, NULL_CELL
+    staged = {}
+    for index, data in cleaned.items():
+        values = list(map(data.get, texts))
+        present = [value for value in values if value is not None]
+        probe = "".join(present) if blank not in present else "\\"
+        if "\\" in probe or "\t" in probe or "\n" in probe or "\r" in probe:
+            stage = [cell(value) for value in values]  # escapes, and BLANK → ''
+        else:
+            stage = [null if value is None else value for value in values]
+        new = list(stage)
+        for n in null_if_empty:
+            if new[n] == "":
+                new[n] = null
+        for n in empty_if_null:
+            if new[n] == null:
+                new[n] = ""
+        for name in jsons:
+            value = data.get(name)
+            text = null if value is None else cell(dumps(value))
+            stage.append(text)
+            new.append("{}" if value is None else text)
+        reason = data.get("suppressed_reason")
+        suppressed = reason is not None and reason is not blank and reason != ""
+        staged[index] = ("\t".join(stage), "\t".join(new), suppressed)
+    return staged
+
+
+def _ref_cells(refs, data, *, flags: bool) -> list[str]:
+    cells = []
+    for name, resolved in refs:
+        value = data.get(resolved)
+        if flags:
+            cells.append("t" if name in data else "f")
+        cells.append(NULL_CELL if value is None else str(value))
+    return cells
+
+
+def _staged_lines(columns: list[_StagedColumn], writes, staged: dict) -> list[str]:
+    """The staging rows in COPY's text format, one line per (item index, cleaned data,
+    matched row): idx, the matched id, each reference's flag (whether the item sets it)
+    and resolved id, then the item's prepared cells (_staged_texts)."""
+    refs = [(c.name, f"_{c.name}") for c in columns if c.kind == "ref"]
+    return [
+        "\t".join(
+            [str(position), str(row["id"]), *_ref_cells(refs, data, flags=True), staged[index][0]]
+        )  # fmt: skip
+        for position, (index, data, row) in enumerate(writes)
+    ]
+
+
+def _new_lines(columns: list[_StagedColumn], writes, staged: dict, ids, head: str, moment):
+    """New rows in COPY's text format for _staged_sql's new-row COPY: id, `head` (the
+    organization and the times), suppressed_at, the references, then the prepared cells."""
+    refs = [(c.name, f"_{c.name}") for c in columns if c.kind == "ref"]
+    when = moment.isoformat()
+    lines = []
+    append = lines.append
+    if len(refs) == 1:  # contacts: the account
+        ((_, resolved),) = refs
+        for pk, (index, data, _) in zip(ids, writes, strict=True):
+            _, text, suppressed = staged[index]
+            ref = data.get(resolved)
+            append(f"{pk}\t{head}\t{when if suppressed else NULL_CELL}\t"
+                   f"{NULL_CELL if ref is None else ref}\t{text}")  # fmt: skip
+        return lines
+    for pk, (index, data, _) in zip(ids, writes, strict=True):
+        _, text, suppressed = staged[index]
+        cells = _ref_cells(refs, data, flags=False)
+        append("\t".join([str(pk), head, when if suppressed else NULL_CELL, *cells, text]))
+    return lines
+
+
+def _staged_sql(kind: UpsertKind, columns: list[_StagedColumn]) -> tuple[str, str, str, str, str]:
+    """(CREATE of the staging table, its COPY, the reservation of ids for new rows (takes
+    the count), the COPY of new rows (_new_lines), the UPDATE of matched ones (takes
+    moment, moment, moment))."""
+    quote = connection.ops.quote_name
+    table = quote(kind.model._meta.db_table)
+    stage_columns = ["idx integer", "id bigint"]
+    changed: dict[str, str] = {}  # column → expression of s and t (the existing row)
+    for c in columns:
+        q = quote(c.column)
+        if c.kind == "ref":
+            flag = quote(f"{c.name}_set")
+            stage_columns += [f"{flag} boolean", f"{q} bigint"]
+            changed[q] = f"CASE WHEN s.{flag} THEN s.{q} ELSE t.{q} END"
+        elif c.kind == "json":
+            stage_columns.append(f"{q} jsonb")
+            changed[q] = f"CASE WHEN s.{q} IS NULL THEN t.{q} ELSE t.{q} || s.{q} END"
+        else:
+            stage_columns.append(f"{q} text")
+            if c.nullable:
+                changed[q] = f"CASE WHEN s.{q} IS NULL THEN t.{q} ELSE NULLIF(s.{q}, '') END"
+            else:
+                changed[q] = f"COALESCE(s.{q}, t.{q})"
+    # suppressed_at follows suppressed_reason (as in _apply): set when a reason is, kept
+    # while it stays, cleared with it.
+    reason, at = quote("suppressed_reason"), quote("suppressed_at")
+    changed[at] = (
+        f"CASE WHEN s.{reason} IS NULL THEN t.{at} WHEN s.{reason} = '' THEN NULL "
+        f"ELSE COALESCE(t.{at}, %s::timestamptz) END"
+    )
+    stage = quote(STAGE_TABLE)
+    create = (
+        f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} ({', '.join(stage_columns)}) "
+        "ON COMMIT DELETE ROWS"
+    )
+    copy = f"COPY {stage} FROM STDIN"
+    # New rows go straight into the table (COPY's bulk insert is cheaper than INSERT …
+    # SELECT from the staging table), with ids taken from the table's sequence first. Model
+    # columns the input does not set take their defaults: none of Contact's
+    # (last_surveyed_at, last_responded_at) has one but NULL.
+    new_columns = [quote("id"), quote("organization_id"), quote("created_at"),
+                   quote("updated_at"), quote("suppressed_at"),
+                   *(quote(c.column) for c in columns)]  # fmt: skip
+    # MATERIALIZED: looked up once, not once per id.
+    reserve = (
+        "WITH q AS MATERIALIZED (SELECT pg_get_serial_sequence(%s, 'id')::regclass AS s) "
+        "SELECT nextval(q.s) FROM q, generate_series(1, %s)"
+    )
+    copy_new = f"COPY {table} ({', '.join(new_columns)}) FROM STDIN"
+    assignments = ", ".join(f"{q} = {expression}" for q, expression in changed.items())
+    update = (
+        f"UPDATE {table} AS t SET {assignments}, {quote('updated_at')} = %s::timestamptz "  # noqa: S608
+        f"FROM {stage} AS s WHERE t.id = s.id "
+        f"AND ({', '.join(f't.{q}' for q in changed)}) IS DISTINCT FROM "
+        f"({', '.join(changed.values())})"
+    )
+    return create, copy, reserve, copy_new, update
+
+
+def _write_staged(organization, kind: UpsertKind, writes: list[tuple[int, dict, dict]], staged,
+                  moment):  # fmt: skip
+    """Writes (item index, cleaned data, matched row) triples: a matched row is {"id": …}
+    and goes through the staging table; a new one is {}, gets its "id" here and is copied
+    straight in. `staged` holds each item's prepared cells (_staged_texts)."""
+    columns = _staged_columns(kind)
+    create, copy_sql, reserve, copy_new, update = _staged_sql(kind, columns)
+    new = [write for write in writes if "id" not in write[2]]
+    matched = [write for write in writes if "id" in write[2]] if len(new) < len(writes) else []
+    with connection.cursor() as cursor:
+        if new:
+            cursor.execute(reserve, [kind.model._meta.db_table, len(new)])
+            ids = [pk for (pk,) in cursor.fetchall()]
+            head = f"{organization.pk}\t{moment.isoformat()}\t{moment.isoformat()}"
+            lines = _new_lines(columns, new, staged, ids, head, moment)
+            # A contact created meanwhile by another request breaks a unique index here:
+            # the IntegrityError makes records_upsert try again.
+            with connection.wrap_database_errors, cursor.cursor.copy(copy_new) as copy:
+                # One buffer for the batch: far cheaper than a write_row call per row.
+                copy.write("\n".join(lines).encode() + b"\n")
+            for (_, _, row), pk in zip(new, ids, strict=True):
+                row["id"] = pk
+        if matched:
+            cursor.execute(create)
+            lines = _staged_lines(columns, matched, staged)
+            with cursor.cursor.copy(copy_sql) as copy:
+                copy.write("\n".join(lines).encode() + b"\n")
+            # Unlike _write_postgresql this cannot count the rows it updated (unchanged
+            # ones are skipped), so a matched row deleted meanwhile is not noticed: the
+            # batch then reads as if it had been written just before that delete.
+            cursor.execute(update, [moment, moment, moment])
+            # Emptied for the next batch of this transaction (COMMIT empties it as well):
+            # TRUNCATE costs the same for any number of rows, DELETE a little per row.
+            cursor.execute(f"TRUNCATE {connection.ops.quote_name(STAGE_TABLE)}")
+
+
+def _given(value) -> bool:
+    return value is not None and value is not cleaning.BLANK
+
+
 @dataclass(frozen=True)
 class PreparedBatch:
     """A batch cleaned and checked against itself, before any database work."""
@@ -560,17 +857,17 @@ class PreparedBatch:
     kind: str
     results: list  # ItemResult for the items already refused, None for the others
     cleaned: dict  # item index → cleaned data
+    # Item index → its staging text (_staged_texts), for a kind written staged; else None.
+    staged: dict | None = None
+    labels: dict | None = None  # item index → its result's key, where already known
 
 
 def records_prepare(*, kind: str, items: Iterable, blank_unsets: bool = False) -> PreparedBatch:
     """The first half of records_upsert, without the database: each item cleaned, and
     identities that appear twice in the batch refused. An importer prepares its next batch
-    with it while the current one is being written."""
-    spec = KINDS[kind]
-    items = list(items)
-    if len(items) > MAX_BATCH:
-        raise ValidationError(f"Send at most {MAX_BATCH} items at once; this has {len(items)}.")
-    return _prepare(spec, items, blank_unsets=blank_unsets)
+    with it while the current one is being written. It takes batches of any size (a file
+    import sends IMPORT_BATCH rows); records_upsert holds `items` to MAX_BATCH."""
+    return _prepare(KINDS[kind], list(items), blank_unsets=blank_unsets)
 
 
 def records_upsert(
@@ -586,11 +883,15 @@ def records_upsert(
     Every item gets a result: created, updated, or error with field messages. Valid items
     are saved together in one transaction; invalid ones change nothing. An empty value
     clears a field, or, with `blank_unsets` (CSV), leaves it as it is. Sending the same
-    items twice leaves the same state and reports them as updated. Pass `prepared` (from
+    items twice leaves the same state and reports them as updated; a row whose values
+    would not change is not written (its updated_at stays). Pass `prepared` (from
     records_prepare) instead of `items` to skip the cleaning done already.
     """
     spec = KINDS[kind]
     if prepared is None:
+        items = list(items)
+        if len(items) > MAX_BATCH:
+            raise ValidationError(f"Send at most {MAX_BATCH} items at once; this has {len(items)}.")
         prepared = records_prepare(kind=kind, items=items, blank_unsets=blank_unsets)
     elif prepared.kind != kind:
         raise ValueError(f"The batch was prepared for {prepared.kind}, not {kind}.")
@@ -610,8 +911,9 @@ def _prepare(kind: UpsertKind, items: list, *, blank_unsets: bool) -> PreparedBa
     results: list[ItemResult | None] = [None] * len(items)
     cleaned: dict[int, dict] = {}
     seen: dict[object, int] = {}
+    memo: dict = {}
     for index, item in enumerate(items):
-        data, errors = _clean_item(kind, item, blank_unsets=blank_unsets)
+        data, errors = _clean_item(kind, item, blank_unsets=blank_unsets, memo=memo)
         # With blank_unsets no value is BLANK; otherwise the key ignores the BLANK ones.
         key = kind.key(
             data if blank_unsets else {k: v for k, v in data.items() if v is not cleaning.BLANK}
@@ -634,7 +936,11 @@ def _prepare(kind: UpsertKind, items: list, *, blank_unsets: bool) -> PreparedBa
             results[index] = ItemResult(index, "error", key=kind.label(data), errors=errors)
         else:
             cleaned[index] = data
-    return PreparedBatch(kind.name, results, cleaned)
+    staged = labels = None
+    if _writes_staged(kind):  # the write's per-item work that needs no database, done here
+        staged = _staged_texts(kind, cleaned)
+        labels = {index: kind.label(data) for index, data in cleaned.items()}
+    return PreparedBatch(kind.name, results, cleaned, staged, labels)
 
 
 def _upsert_batch(organization, kind: UpsertKind, prepared: PreparedBatch) -> UpsertReport:
@@ -643,30 +949,41 @@ def _upsert_batch(organization, kind: UpsertKind, prepared: PreparedBatch) -> Up
     results = list(prepared.results)
     cleaned = {index: dict(data) for index, data in prepared.cleaned.items()}
     refs = _resolve_refs(organization, list(cleaned.values()))
+    resolved_as = [(name, table, f"_{name}") for name, table in refs.items()]
     for index, data in list(cleaned.items()):
         errors = {}
-        for name, table in refs.items():
+        for name, table, resolved in resolved_as:
             value = data.get(name)
-            if value in (None, cleaning.BLANK):
+            if value is None or value is cleaning.BLANK:
                 continue
             if value not in table:
                 errors[name] = [REF_MESSAGES[name].format(value)]
             else:
-                data[f"_{name}"] = table[value]
+                data[resolved] = table[value]
         if errors:
             results[index] = ItemResult(index, "error", key=kind.label(data), errors=errors)
             del cleaned[index]
         elif kind is USAGE:
             data["account_id"] = data["_account_external_id"]
 
-    mentioned = set().union(*cleaned.values()) if cleaned else set()
-    update_fields = _update_fields(kind, mentioned)
-    existing = _existing(organization, kind, list(cleaned.values()), update_fields)
+    staged = _writes_staged(kind)
+    if staged:
+        update_fields = []
+        existing = _existing_identities(organization, list(cleaned.values()))
+    else:
+        mentioned = set().union(*cleaned.values()) if cleaned else set()
+        update_fields = _update_fields(kind, mentioned)
+        existing = _existing(organization, kind, list(cleaned.values()), update_fields)
     to_write: list[tuple[int, dict, bool]] = []
     required = [name for name, spec in kind.fields.items() if spec.required_on_create]
     written: dict[int, int] = {}  # id of an existing row → the item that updates it
-    for index, data in cleaned.items():
-        row, conflict = _match_existing(kind, existing, data)
+    unchanged: set[int] = set()  # items whose row would not change
+    pending = cleaned.items()
+    if staged and not existing and not required:
+        # A batch of new contacts only (a first import) matches nothing: no rule to check.
+        to_write, pending = [(index, {}, True) for index in cleaned], ()
+    for index, data in pending:
+        row, conflict = _match_existing(kind, existing, data) if existing else (None, None)
         if conflict:
             field_name, message = conflict
             results[index] = ItemResult(
@@ -675,7 +992,7 @@ def _upsert_batch(organization, kind: UpsertKind, prepared: PreparedBatch) -> Up
             continue
         is_new = row is None
         if is_new:
-            missing = [
+            missing = required and [
                 name
                 for name in required
                 if data.get(name) is None or data.get(name) is cleaning.BLANK
@@ -688,7 +1005,7 @@ def _upsert_batch(organization, kind: UpsertKind, prepared: PreparedBatch) -> Up
                     errors={name: [f"{name} is required for a new record."] for name in missing},
                 )
                 continue
-            row = {"organization_id": organization.pk, "created_at": moment}
+            row = {} if staged else {"organization_id": organization.pk, "created_at": moment}
         elif row["id"] in written:
             # A contact named by its email in one item and its external_id in another.
             results[index] = ItemResult(
@@ -704,22 +1021,38 @@ def _upsert_batch(organization, kind: UpsertKind, prepared: PreparedBatch) -> Up
             continue
         else:
             written[row["id"]] = index
-        _apply(kind, row, data, is_new=is_new, moment=moment)
+        if not staged:
+            before = None if is_new else dict(row)
+            _apply(kind, row, data, is_new=is_new, moment=moment)
+            if before is not None and _same_values(before, row):
+                unchanged.add(index)  # reported as updated, not written: as the staged write
         to_write.append((index, row, is_new))
 
-    if to_write:
+    if to_write and staged:
+        staged_texts = prepared.staged
+        if staged_texts is None:
+            staged_texts = _staged_texts(kind, cleaned)
+        _write_staged(
+            organization,
+            kind,
+            [(i, cleaned[i], row) for i, row, _ in to_write],
+            staged_texts,
+            moment,
+        )
+    elif to_write:
         _write(
             kind,
             [row for _, row, is_new in to_write if is_new],
-            [row for _, row, is_new in to_write if not is_new],
+            [row for i, row, is_new in to_write if not is_new and i not in unchanged],
             update_fields,
         )
+    labels = prepared.labels
     for index, row, is_new in to_write:
         results[index] = ItemResult(
             index,
             "created" if is_new else "updated",
             id=row["id"],
-            key=kind.label(cleaned[index]),
+            key=labels[index] if labels is not None else kind.label(cleaned[index]),
         )
     return UpsertReport(results=results)
 

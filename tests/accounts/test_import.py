@@ -17,7 +17,7 @@ from django_scopes import scope, scopes_disabled
 from accounts import imports, services
 from accounts.models import Account, Contact, ImportJob, ImportStatus, SupportTicket
 from accounts.tasks import run_import
-from tests.accounts.factories import AccountFactory
+from tests.accounts.factories import AccountFactory, ContactFactory
 from tests.conftest import client_for
 from tests.factories import UserFactory
 
@@ -438,6 +438,7 @@ def test_it_processes_a_large_file_in_chunks(
         return real_prepare(items=items, **kwargs)
 
     monkeypatch.setattr(services, "records_prepare", counting_prepare)
+    monkeypatch.setattr(services, "IMPORT_BATCH", 1000)
     rows = [[f"acc-{n:05d}", f"Customer {n}", str(n % 101)] for n in range(2_500)]
     rows[1_700][2] = "far too healthy"  # line 1,702
     content = csv_bytes([["Customer ID", "Company", "Health"], *rows])
@@ -456,6 +457,72 @@ def test_it_processes_a_large_file_in_chunks(
     assert (error["row"], error["key"]) == ("1702", "acc-01700")
 
 
+def test_it_reads_a_file_in_batches_bigger_than_the_api_limit(
+    as_alice, org_a, monkeypatch, django_capture_on_commit_callbacks
+):
+    batches = []
+    real_prepare = services.records_prepare
+
+    def counting_prepare(**kwargs):
+        items = list(kwargs.pop("items"))
+        batches.append(len(items))
+        return real_prepare(items=items, **kwargs)
+
+    monkeypatch.setattr(services, "records_prepare", counting_prepare)
+    rows = [[f"p{n}@x.example", f"Person {n}"] for n in range(services.MAX_BATCH + 500)]
+    content = csv_bytes([["email", "name"], *rows])
+
+    job = do_import(as_alice, org_a, content, django_capture_on_commit_callbacks, kind="contacts")
+
+    assert batches == [services.MAX_BATCH + 500]
+    assert (job.created_count, job.updated_count, job.error_count) == (1_500, 0, 0)
+
+
+def test_it_writes_nothing_when_the_same_contacts_file_is_imported_again(
+    as_alice, org_a, django_capture_on_commit_callbacks
+):
+    AccountFactory(organization=org_a, external_id="acc-1")
+    header = ["email", "external_id", "name", "account_external_id", "suppressed_reason",
+              "properties.tier"]  # fmt: skip
+    rows = [
+        ["ann@initech.example", "c-1", "Ann", "acc-1", "", "gold"],
+        ["bo@initech.example", "", "Bo", "", "bounced", ""],
+        ["", "c-3", "Cy", "acc-1", "", ""],
+        ["dee@initech.example", "", "Dee", "acc-404", "", ""],
+    ]
+    content = csv_bytes([header, *rows])
+    fields = ["email", "external_id", "name", "account_id", "suppressed_reason",
+              "suppressed_at", "properties", "updated_at"]  # fmt: skip
+
+    first = do_import(as_alice, org_a, content, django_capture_on_commit_callbacks, kind="contacts")
+    with scope(organization=org_a):
+        before = list(Contact.objects.order_by("id").values(*fields))
+    second = do_import(
+        as_alice, org_a, content, django_capture_on_commit_callbacks, kind="contacts"
+    )
+    with scope(organization=org_a):
+        after = list(Contact.objects.order_by("id").values(*fields))
+
+    assert (first.created_count, first.updated_count, first.error_count) == (3, 0, 1)
+    assert (second.created_count, second.updated_count, second.error_count) == (0, 3, 1)
+    assert after == before  # updated_at included: no row was written
+    assert before[0]["properties"] == {"tier": "gold"}
+    assert before[1]["suppressed_reason"] == "bounced"
+    assert before[1]["suppressed_at"] is not None
+
+    rows[2][2] = "Cyrus"
+    third = do_import(
+        as_alice, org_a, csv_bytes([header, *rows]), django_capture_on_commit_callbacks,
+        kind="contacts",
+    )  # fmt: skip
+    with scope(organization=org_a):
+        changed = list(Contact.objects.order_by("id").values(*fields))
+    assert (third.created_count, third.updated_count) == (0, 3)
+    assert changed[:2] == before[:2]
+    assert changed[2]["name"] == "Cyrus"
+    assert changed[2]["updated_at"] > before[2]["updated_at"]
+
+
 def test_it_reads_semicolon_separated_files_and_skips_blank_lines(
     as_alice, org_a, django_capture_on_commit_callbacks
 ):
@@ -470,8 +537,9 @@ def test_it_reads_semicolon_separated_files_and_skips_blank_lines(
 
 
 def test_it_fails_with_a_reason_when_the_file_breaks_off(
-    as_alice, org_a, django_capture_on_commit_callbacks
+    as_alice, org_a, monkeypatch, django_capture_on_commit_callbacks
 ):
+    monkeypatch.setattr(services, "IMPORT_BATCH", 1000)
     rows = [[f"acc-{n}", f"Customer {n}"] for n in range(1_500)]
     content = csv_bytes([["external_id", "name"], *rows]) + b'acc-x,"never closed\nacc-y,z\n'
     job = do_import(as_alice, org_a, content, django_capture_on_commit_callbacks)
@@ -672,3 +740,83 @@ def test_it_lists_past_imports_in_a_constant_number_of_queries(
     assert "<code>external_id</code> — <strong>required: identifies the row</strong>" in page
     assert "<code>name</code> — <strong>required for new rows</strong>" in page
     assert "this or external_id is required" in page
+
+
+# --- A Delighted people export ---------------------------------------------------------------
+
+
+def test_it_recognises_a_delighted_people_export():
+    from tests.fixtures import delighted_export
+
+    assert imports.auto_mapping("contacts", delighted_export.PEOPLE_HEADERS) == {
+        "Person ID": "",  # Delighted's own id, not the CRM's external_id
+        "Name": "name",
+        "Email": "email",
+        "Phone number": "phone",
+        "Created at": "",
+        "Last sent at": "",
+        "Last responded at": "",
+        "Status": "suppressed_reason",
+        "Unsubscribed at": "unsubscribed_at",
+        "Bounced at": "bounced_at",
+    }
+
+
+def test_it_suppresses_the_unsubscribed_and_bounced_people_of_a_people_export(
+    as_alice, org_a, django_capture_on_commit_callbacks
+):
+    from datetime import datetime
+
+    from tests.fixtures import delighted_export
+
+    _, people, expected = delighted_export.generate()
+    content = delighted_export.as_csv(people)
+    ContactFactory(
+        organization=org_a,
+        account=AccountFactory(organization=org_a),
+        email="p000.jones@c0.example",
+        name="",
+    )
+    with scopes_disabled():  # suppressed here already: an "active" row does not lift it
+        Contact.objects.filter(email="p000.jones@c0.example").update(suppressed_reason="complained")
+
+    job = do_import(as_alice, org_a, content, django_capture_on_commit_callbacks, kind="contacts")
+
+    assert (job.created_count, job.updated_count, job.error_count) == (
+        expected["people"] - 1,
+        1,
+        1,
+    )
+    [error] = error_rows(as_alice, job)
+    assert int(error["row"]) == expected["people_bad_line"]
+    assert "not a valid email address" in error["errors"]
+    with scope(organization=org_a):
+        suppressed = {
+            c.email: c
+            for c in Contact.objects.exclude(suppressed_reason="").exclude(
+                email="p000.jones@c0.example"
+            )
+        }
+        assert Contact.objects.get(email="p000.jones@c0.example").suppressed_reason == (
+            "complained"
+        )
+        assert Contact.objects.get(email="p000.jones@c0.example").name == "Grace Jones"
+    assert set(suppressed) == set(expected["unsubscribed"]) | set(expected["bounced"])
+    for email, when in expected["unsubscribed"].items():
+        contact = suppressed[email]
+        assert contact.suppressed_reason == "unsubscribed"
+        assert contact.suppressed_at == datetime.fromisoformat(when)
+        assert contact.suppression_note.startswith("Unsubscribed on ")
+    for email, when in expected["bounced"].items():
+        assert suppressed[email].suppressed_reason == "bounced"
+        assert suppressed[email].suppressed_at == datetime.fromisoformat(when)
+
+    again = do_import(as_alice, org_a, content, django_capture_on_commit_callbacks, kind="contacts")
+    assert (again.created_count, again.error_count) == (0, 1)
+    with scope(organization=org_a):
+        after = {c.email: c for c in Contact.objects.exclude(suppressed_reason="")}
+    for email, contact in suppressed.items():
+        assert (after[email].suppressed_reason, after[email].suppressed_at) == (
+            contact.suppressed_reason,
+            contact.suppressed_at,
+        )
