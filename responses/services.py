@@ -2,15 +2,20 @@
 updated: the API, the public survey page, CSV imports and the Delighted-compatible API all
 call it (one item or up to 1,000)."""
 
+import functools
 import hashlib
 import json
+import operator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db import IntegrityError, connection, transaction
+from django.db.models import JSONField, Q
 from django.utils.timezone import now
+from psycopg import ClientCursor
+from psycopg.types.json import Jsonb
 
 from accounts import cleaning
 from accounts import services as account_services
@@ -44,7 +49,7 @@ ITEM_FIELDS = {
 @dataclass
 class ItemResult:
     index: int
-    status: str  # "created" | "updated" | "error"
+    status: str  # "created" | "updated" | "unchanged" (only with skip_unchanged) | "error"
     response: Response | None = None
     errors: dict[str, list[str]] = field(default_factory=dict)
 
@@ -162,13 +167,29 @@ def _contact_key(data: dict):
     return ("email", data["email"])
 
 
+_CONTACT_ACCOUNT = Contact._meta.get_field("account")
+
+
 def _find_contacts(organization, rows: list[dict]) -> dict:
     ids = {d["contact_id"] for d in rows if d.get("contact_id")}
     externals = {d["contact_external_id"] for d in rows if d.get("contact_external_id")}
     emails = {d["email"] for d in rows if d.get("email")}
     found = {}
-    query = Q(pk__in=ids) | Q(external_id__in=externals) | Q(email__in=emails)
-    for contact in Contact.objects.filter(query, organization=organization):
+    # Only the lookups the batch uses: an empty one still costs its compilation.
+    lookups = [
+        Q(**{f"{name}__in": values})
+        for name, values in (("pk", ids), ("external_id", externals), ("email", emails))
+        if values
+    ]
+    if not lookups:
+        return found
+    query = functools.reduce(operator.or_, lookups)
+    contacts = Contact.objects.filter(query, organization=organization).order_by()
+    if len(rows) == 1:
+        # A single answer is shown with its account: read it now, not in a second query. A
+        # batch answers with ids only, and building 1,000 accounts would cost more.
+        contacts = contacts.select_related("account")
+    for contact in contacts:
         found[("id", contact.pk)] = contact
         if contact.external_id:
             found[("external_id", contact.external_id)] = contact
@@ -230,14 +251,18 @@ def responses_record(
     items: list,
     channel: str,
     create_missing: bool = False,
+    skip_unchanged: bool = False,
 ) -> RecordReport:
     """Validates, deduplicates, classifies, enriches and saves up to 1,000 responses.
 
     Each item gets a result: created, updated (same external_id or invitation answered
     again), or error with field messages; valid items are saved together, invalid ones
     change nothing. The contact is found by contact_id, contact_external_id or email, and
-    created with its account when `create_missing`. On commit, `events.response_recorded`
-    is sent once for the batch.
+    created with its account when `create_missing`. With `skip_unchanged` (a re-import), an
+    existing response the item would not change is "unchanged": not written, no event. On
+    commit, `events.response_recorded` is sent once for the batch, with `historical_ids`:
+    the imported answers older than settings.IMPORT_FOLLOWUP_MAX_AGE_DAYS (history: they
+    open no follow-up and alert no one).
     """
     if channel not in Channel.values:
         raise ValueError(f"Unknown channel {channel!r}.")
@@ -249,7 +274,7 @@ def responses_record(
     for attempt in range(2):
         try:
             with transaction.atomic():
-                return _record_batch(organization, items, channel, create_missing)
+                return _record_batch(organization, items, channel, create_missing, skip_unchanged)
         except IntegrityError:
             # A concurrent request saved the same external_id or invitation first; the
             # second pass finds it and updates it instead.
@@ -270,7 +295,17 @@ def response_record(*, organization: Organization, channel: str, **fields) -> tu
     return result.response, result.status == "created"
 
 
-def _record_batch(organization, items, channel, create_missing) -> RecordReport:
+_COMPARED = (
+    "contact_id", "account_id", "score", "comment", "external_id", "survey_id",
+    "invitation_id", "submitted_at", "properties", "tags",
+)  # fmt: skip
+
+
+def _compared(response: Response) -> tuple:
+    return tuple(getattr(response, name) for name in _COMPARED)
+
+
+def _record_batch(organization, items, channel, create_missing, skip_unchanged=False):
     moment = now()
     results: list[ItemResult | None] = [None] * len(items)
     cleaned: dict[int, dict] = {}
@@ -326,17 +361,22 @@ def _record_batch(organization, items, channel, create_missing) -> RecordReport:
             if response.invitation_id:
                 existing_by_invitation[response.invitation_id] = response
 
-    new, changed = [], []
+    new_response = _response_maker(organization, channel, moment)
+    new, changed, unchanged = [], [], []
     for index, data in cleaned.items():
         contact = contacts[_contact_key(data)]
         response = existing_by_external.get(data.get("external_id")) or (
             existing_by_invitation.get(data.get("invitation_id"))
         )
         is_new = response is None
+        before = None if is_new or not skip_unchanged else _compared(response)
         if is_new:
-            response = Response(organization=organization, channel=channel, created_at=moment)
+            response = new_response()
         response.contact = contact
-        response.account_id = contact.account_id
+        if _CONTACT_ACCOUNT.is_cached(contact):
+            response.account = contact.account
+        else:
+            response.account_id = contact.account_id
         response.score = data["score"]
         response.category, response.danger_zone = classify(data["score"])
         if "comment" in data or is_new:
@@ -349,11 +389,14 @@ def _record_batch(organization, items, channel, create_missing) -> RecordReport:
             response.properties = {**(response.properties or {}), **data["properties"]}
         if "tags" in data:
             response.tags = data["tags"]
+        if before is not None and _compared(response) == before:
+            unchanged.append((index, response))
+            continue
         response.updated_at = moment
         (new if is_new else changed).append((index, response))
 
     if new:
-        Response.objects.bulk_create([r for _, r in new])
+        _insert([r for _, r in new])
     if changed:
         Response.objects.bulk_update(
             [r for _, r in changed],
@@ -374,7 +417,7 @@ def _record_batch(organization, items, channel, create_missing) -> RecordReport:
                 "updated_at",
             ],
         )
-    for status, pairs in (("created", new), ("updated", changed)):
+    for status, pairs in (("created", new), ("updated", changed), ("unchanged", unchanged)):
         for index, response in pairs:
             results[index] = ItemResult(index, status, response=response)
 
@@ -382,6 +425,11 @@ def _record_batch(organization, items, channel, create_missing) -> RecordReport:
     _refresh_latest(organization, saved)
     created_ids = [r.pk for _, r in new]
     updated_ids = [r.pk for _, r in changed]
+    historical_ids = []
+    if channel == Channel.IMPORT:
+        # History: an imported answer this old opens no follow-up and alerts no one.
+        horizon = moment - timedelta(days=settings.IMPORT_FOLLOWUP_MAX_AGE_DAYS)
+        historical_ids = [r.pk for r in saved if r.submitted_at < horizon]
     if created_ids or updated_ids:
         transaction.on_commit(
             lambda: events.response_recorded.send(
@@ -389,9 +437,76 @@ def _record_batch(organization, items, channel, create_missing) -> RecordReport:
                 organization_id=organization.pk,
                 created_ids=created_ids,
                 updated_ids=updated_ids,
+                historical_ids=historical_ids,
             )
         )
     return RecordReport(results=results)
+
+
+def _response_maker(organization, channel, moment):
+    """A function returning Response(organization=…, channel=…, created_at=moment) with the
+    other fields at their defaults, built through Model.__init__'s positional path: keyword
+    construction looks up every field's default one by one, most of what building a batch
+    of 1,000 costs."""
+    fixed = {"organization_id": organization.pk, "channel": channel, "created_at": moment}
+    plan = [
+        (fixed[f.attname], None)
+        if f.attname in fixed
+        else (None, f.default)
+        if f.has_default() and callable(f.default)
+        else (f.get_default(), None)
+        for f in Response._meta.concrete_fields
+    ]
+
+    def new_response() -> Response:
+        response = Response(*[factory() if factory else value for value, factory in plan])
+        response.organization = organization
+        return response
+
+    return new_response
+
+
+# Fewer rows than this go in one INSERT … RETURNING; more by COPY, with ids drawn first.
+_COPY_FROM = 50
+
+
+def _insert(responses: list[Response]) -> None:
+    """Saves new responses and sets their ids: Response.objects.bulk_create, minus its cost
+    per object on PostgreSQL (one INSERT for a few rows, COPY for a batch)."""
+    if connection.vendor != "postgresql":
+        Response.objects.bulk_create(responses)
+        return
+    fields = [f for f in Response._meta.concrete_fields if not f.primary_key]
+    table = connection.ops.quote_name(Response._meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    # The values as the service set them (ids, text, numbers, aware datetimes), which
+    # psycopg adapts as Django would; JSON fields wrapped as jsonb.
+    names = [(f.attname, isinstance(f, JSONField)) for f in fields]
+    rows = [
+        [Jsonb(getattr(r, name)) if is_json else getattr(r, name) for name, is_json in names]
+        for r in responses
+    ]
+    with connection.cursor() as cursor:
+        if len(rows) < _COPY_FROM:
+            one = "(" + ", ".join(["%s"] * len(fields)) + ")"
+            values = ", ".join([one] * len(rows))
+            # Names from the model, values as parameters.
+            sql = f"INSERT INTO {table} ({columns}) VALUES {values} RETURNING id"  # noqa: S608
+            cursor.execute(sql, [value for row in rows for value in row])
+            ids = [pk for (pk,) in cursor.fetchall()]
+        else:
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+                [Response._meta.db_table, len(rows)],
+            )
+            ids = [pk for (pk,) in cursor.fetchall()]
+            with cursor.cursor.copy(f"COPY {table} (id, {columns}) FROM STDIN") as copy:
+                for pk, row in zip(ids, rows, strict=True):
+                    copy.write_row((pk, *row))
+    for response, pk in zip(responses, ids, strict=True):
+        response.pk = pk
+        response._state.adding = False
+        response._state.db = connection.alias
 
 
 def _refresh_latest(organization, responses: list[Response]) -> None:
@@ -407,31 +522,78 @@ def _refresh_latest(organization, responses: list[Response]) -> None:
             current = latest_by_account.get(response.account_id)
             if current is None or response.submitted_at >= current.submitted_at:
                 latest_by_account[response.account_id] = response
-    contacts = [
-        contact
-        for contact in Contact.objects.filter(
-            organization=organization, pk__in=latest_by_contact
-        ).only("id", "last_responded_at")
-        if contact.last_responded_at is None
-        or contact.last_responded_at < latest_by_contact[contact.pk]
-    ]
-    for contact in contacts:
-        contact.last_responded_at = latest_by_contact[contact.pk]
-    if contacts:
-        Contact.objects.bulk_update(contacts, ["last_responded_at"])
-    accounts = [
-        account
-        for account in Account.objects.filter(
-            organization=organization, pk__in=latest_by_account
-        ).only("id", "last_score", "last_score_at")
-        if account.last_score_at is None
-        or account.last_score_at <= latest_by_account[account.pk].submitted_at
-    ]
-    for account in accounts:
-        latest = latest_by_account[account.pk]
-        account.last_score, account.last_score_at = latest.score, latest.submitted_at
-    if accounts:
-        Account.objects.bulk_update(accounts, ["last_score", "last_score_at"])
+    if connection.vendor == "postgresql":
+        _refresh_latest_postgresql(organization, latest_by_contact, latest_by_account)
+        return
+    for contact_id, moment in sorted(latest_by_contact.items()):
+        Contact.objects.filter(organization=organization, pk=contact_id).filter(
+            Q(last_responded_at__isnull=True) | Q(last_responded_at__lt=moment)
+        ).update(last_responded_at=moment)
+    for account_id, latest in sorted(latest_by_account.items()):
+        Account.objects.filter(organization=organization, pk=account_id).filter(
+            Q(last_score_at__isnull=True) | Q(last_score_at__lte=latest.submitted_at)
+        ).update(last_score=latest.score, last_score_at=latest.submitted_at)
+
+
+# One statement per table, whatever the batch size. The rows are locked first in id order,
+# so two batches that share contacts or accounts wait for each other instead of
+# deadlocking; the UPDATE's own condition is checked again on the row as locked.
+_REFRESH_CONTACTS = """
+WITH latest AS (
+    SELECT * FROM unnest(%(contact_ids)s::bigint[], %(contact_moments)s::timestamptz[])
+        AS latest (id, moment)
+), locked AS (
+    SELECT row.id FROM {table} row JOIN latest ON latest.id = row.id
+    WHERE row.organization_id = %(organization)s
+      AND (row.last_responded_at IS NULL OR row.last_responded_at < latest.moment)
+    ORDER BY row.id FOR NO KEY UPDATE OF row
+)
+UPDATE {table} row SET last_responded_at = latest.moment
+FROM latest, locked
+WHERE row.id = locked.id AND latest.id = row.id
+  AND (row.last_responded_at IS NULL OR row.last_responded_at < latest.moment)
+"""
+_REFRESH_ACCOUNTS = """
+WITH latest AS (
+    SELECT * FROM unnest(%(account_ids)s::bigint[], %(scores)s::smallint[],
+                  %(account_moments)s::timestamptz[])
+        AS latest (id, score, moment)
+), locked AS (
+    SELECT row.id FROM {table} row JOIN latest ON latest.id = row.id
+    WHERE row.organization_id = %(organization)s
+      AND (row.last_score_at IS NULL OR row.last_score_at <= latest.moment)
+    ORDER BY row.id FOR NO KEY UPDATE OF row
+)
+UPDATE {table} row SET last_score = latest.score, last_score_at = latest.moment
+FROM latest, locked
+WHERE row.id = locked.id AND latest.id = row.id
+  AND (row.last_score_at IS NULL OR row.last_score_at <= latest.moment)
+"""
+
+
+def _refresh_latest_postgresql(organization, latest_by_contact, latest_by_account) -> None:
+    statements, params = [], {"organization": organization.pk}
+    if latest_by_contact:
+        ids = sorted(latest_by_contact)
+        statements.append(_REFRESH_CONTACTS.format(table=Contact._meta.db_table))
+        params.update(contact_ids=ids, contact_moments=[latest_by_contact[i] for i in ids])
+    if latest_by_account:
+        ids = sorted(latest_by_account)
+        statements.append(_REFRESH_ACCOUNTS.format(table=Account._meta.db_table))
+        params.update(
+            account_ids=ids,
+            scores=[latest_by_account[i].score for i in ids],
+            account_moments=[latest_by_account[i].submitted_at for i in ids],
+        )
+    if not statements:
+        return
+    with connection.cursor() as cursor:
+        if isinstance(cursor.cursor, ClientCursor):
+            # Parameters bound here, so both statements travel in one round trip.
+            cursor.execute(";".join(statements), params)
+        else:
+            for statement in statements:
+                cursor.execute(statement, params)
 
 
 def response_update(*, organization: Organization, response: Response, changes: dict) -> Response:

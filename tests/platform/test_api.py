@@ -1,3 +1,5 @@
+import time
+
 import pytest
 import yaml
 from django.urls import reverse
@@ -5,6 +7,7 @@ from django.utils import timezone
 from openapi_spec_validator import validate
 
 from nps_platform import services
+from nps_platform.models import ApiKey
 
 pytestmark = pytest.mark.django_db
 
@@ -105,10 +108,41 @@ def test_it_throttles_a_runaway_key_with_a_json_429(api, api_key_a, monkeypatch)
     from nps_platform.api_auth import ApiKeyRateThrottle
 
     monkeypatch.setattr(ApiKeyRateThrottle, "rate", "3/min", raising=False)
-    cache.delete(f"throttle_api_key_{api_key_a[0].pk}-{api_key_a[0].prefix}")
+    cache.delete(f"throttle_api_key_{api_key_a[0].pk}-{api_key_a[0].prefix}_count")
     api.key = api_key_a[1]
     statuses = [api.get(reverse("api:me")).status_code for _ in range(4)]
     assert statuses == [200, 200, 200, 429]
     response = api.get(reverse("api:me"))
     assert response.json()["error"] == "throttled"
     assert int(response["Retry-After"]) > 0
+
+
+def test_it_refuses_a_key_revoked_in_this_process_at_once(api, api_key_a, org_a, unscoped):
+    api.key = api_key_a[1]
+    assert api.get(reverse("api:me")).status_code == 200  # now remembered as valid
+    services.api_key_revoke(organization=org_a, api_key=api_key_a[0])
+    assert api.get(reverse("api:me")).status_code == 401
+
+
+def test_it_refuses_a_key_revoked_elsewhere_within_seconds(api, api_key_a, unscoped, monkeypatch):
+    from nps_platform import middleware
+
+    api.key = api_key_a[1]
+    assert api.get(reverse("api:me")).status_code == 200
+    # Revoked by another process: this one hears nothing and trusts its memory a while.
+    ApiKey.objects.filter(pk=api_key_a[0].pk).update(revoked_at=timezone.now())
+    assert api.get(reverse("api:me")).status_code == 200
+    later = time.monotonic() + middleware.KEY_CACHE_SECONDS + 1
+    monkeypatch.setattr(middleware.time, "monotonic", lambda: later)
+    assert api.get(reverse("api:me")).status_code == 401
+
+
+def test_it_counts_each_keys_requests_separately(api, api_key_a, org_a, monkeypatch):
+    from nps_platform.api_auth import ApiKeyRateThrottle
+
+    monkeypatch.setattr(ApiKeyRateThrottle, "rate", "2/min", raising=False)
+    other = services.api_key_create(organization=org_a, name="other", created_by=None).raw_key
+    api.key = api_key_a[1]
+    assert [api.get(reverse("api:me")).status_code for _ in range(3)] == [200, 200, 429]
+    api.key = other
+    assert api.get(reverse("api:me")).status_code == 200

@@ -152,3 +152,72 @@ def test_it_refuses_a_single_invalid_response_with_field_messages(world):
     with pytest.raises(ValidationError) as caught:
         response_record(organization=world, channel="api", email="ann@initech.example", score=-1)
     assert "score" in caught.value.message_dict
+
+
+def test_it_saves_a_large_batch_with_every_field(world):
+    # 60 items: past the size at which PostgreSQL saves by COPY instead of one INSERT.
+    items = [
+        {
+            "email": "ann@initech.example",
+            "score": n % 11,
+            "comment": f"Answer {n}" if n % 2 else "",
+            "external_id": f"batch-{n}",
+            "tags": ["Beta", "q3"],
+            "properties": {"plan": "gold", "seat": n},
+            "submitted_at": f"2026-01-{1 + n % 28:02d}T10:00:00Z",
+        }
+        for n in range(60)
+    ]
+    report = responses_record(organization=world, items=items, channel="api")
+    assert report.count("created") == 60
+    ids = [result.response.pk for result in report.results]
+    saved = {r.pk: r for r in Response.objects.filter(pk__in=ids)}
+    assert len(saved) == 60
+    for n, pk in enumerate(ids):
+        response = saved[pk]
+        assert response.external_id == f"batch-{n}"
+        assert (response.score, response.category) == (n % 11, classify(n % 11)[0])
+        assert response.has_comment is bool(n % 2)
+        assert response.tags == ["beta", "q3"]
+        assert response.properties == {"plan": "gold", "seat": n}
+        assert (response.channel, response.contact.email) == ("api", "ann@initech.example")
+        assert response.account.external_id == "acc-1"
+    latest = max(saved.values(), key=lambda r: (r.submitted_at, r.pk))
+    assert Contact.objects.get().last_responded_at == latest.submitted_at
+    account = Account.objects.get()
+    assert (account.last_score_at, account.last_score) == (latest.submitted_at, latest.score)
+
+
+def test_it_never_moves_the_latest_answer_back(world):
+    response_record(
+        organization=world,
+        channel="api",
+        email="ann@initech.example",
+        score=9,
+        submitted_at="2026-03-01T10:00:00Z",
+    )
+    older, _ = response_record(
+        organization=world,
+        channel="api",
+        email="ann@initech.example",
+        score=1,
+        submitted_at="2026-02-01T10:00:00Z",
+    )
+    contact, account = Contact.objects.get(), Account.objects.get()
+    assert contact.last_responded_at.isoformat() == "2026-03-01T10:00:00+00:00"
+    assert (account.last_score, account.last_score_at.isoformat()) == (
+        9,
+        "2026-03-01T10:00:00+00:00",
+    )
+    assert older.pk
+
+
+def test_it_answers_a_batch_without_one_valid_item(world):
+    report = responses_record(
+        organization=world,
+        items=[{"email": "ann@initech.example", "score": 11}, {"email": "nobody@x.example"}],
+        channel="api",
+    )
+    assert [r.status for r in report.results] == ["error", "error"]
+    assert Response.objects.count() == 0
+    assert Contact.objects.get().last_responded_at is None
