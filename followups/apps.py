@@ -1,5 +1,9 @@
 from django.apps import AppConfig
 
+# Responses per followups.open task: a recorded batch of 1,000 is opened by two tasks that
+# two worker processes run side by side; each task reads the organization's context once.
+OPEN_CHUNK = 500
+
 
 class FollowupsConfig(AppConfig):
     name = "followups"
@@ -13,11 +17,25 @@ class FollowupsConfig(AppConfig):
 
         def open_on_record(sender, organization_id, created_ids, updated_ids, **kwargs):
             # Sent on commit: only enqueue. The task is idempotent per response.
-            ids = [*created_ids, *updated_ids]
-            for start in range(0, len(ids), 200):
-                tasks.open_followups.delay(organization_id, ids[start : start + 200])
+            history = set(kwargs.get("historical_ids") or ())  # old imported answers: no follow-up
+            ids = [i for i in (*created_ids, *updated_ids) if i not in history]
+            for start in range(0, len(ids), OPEN_CHUNK):
+                tasks.open_followups.delay(organization_id, ids[start : start + OPEN_CHUNK])
 
         events.response_recorded.connect(open_on_record, dispatch_uid="followups.open", weak=False)
+
+        from accounts import events as account_events
+        from followups import privacy
+
+        def forget_contact(sender, organization, contact, **kwargs):
+            privacy.contact_followups_erase(organization=organization, contact=contact)
+
+        account_events.contact_erasing.connect(
+            forget_contact, dispatch_uid="followups.forget_contact", weak=False
+        )
+        account_events.register_personal_data_exporter(
+            "followups", privacy.contact_followups_export
+        )
 
     def seed_demo(self, *, organization, stdout):
         from followups.demo import seed_followups

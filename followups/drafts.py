@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Protocol
 
+from django.db.models import OuterRef, Subquery
 from django.utils.timezone import now
 from jinja2 import TemplateSyntaxError, Undefined
 from jinja2.sandbox import SandboxedEnvironment
@@ -117,6 +118,9 @@ def _join(items: list[str]) -> str:
     return ", ".join(items[:-1]) + " and " + items[-1]
 
 
+THEME_NAMES = {slug: name.lower() for slug, (name, _) in DEFAULT_THEMES.items()}
+
+
 def arr_tier(arr) -> str:
     if arr is None:
         return ""
@@ -139,30 +143,34 @@ class Prefetched:
     trends: dict[int, object] = field(default_factory=dict)  # account id → UsageTrend
 
 
-def previous_scores(organization, responses: list[Response]) -> dict[int, int | None]:
-    """Each response's contact's answer just before it (None when it is the first)."""
-    contact_ids = {r.contact_id for r in responses if r.contact_id}
-    if not contact_ids:
-        return {r.pk: None for r in responses}
-    latest = max(r.submitted_at for r in responses)
-    history: dict[int, list] = {}
-    for contact_id, submitted_at, pk, score in (
+def previous_score(organization) -> Subquery:
+    """An annotation: the score of the same contact's answer just before this one (None
+    when it is the first). A look-up per response on the (organization, contact,
+    submitted_at) index, whatever the contact's history."""
+    return Subquery(
         Response.objects.filter(
-            organization=organization, contact_id__in=contact_ids, submitted_at__lt=latest
+            organization=organization,
+            contact_id=OuterRef("contact_id"),
+            submitted_at__lt=OuterRef("submitted_at"),
         )
-        .order_by("contact_id", "-submitted_at", "-pk")
-        .values_list("contact_id", "submitted_at", "pk", "score")
-    ):
-        history.setdefault(contact_id, []).append((submitted_at, pk, score))
-    found = {}
-    for response in responses:
-        found[response.pk] = next(
-            (
-                score
-                for submitted_at, pk, score in history.get(response.contact_id, ())
-                if submitted_at < response.submitted_at and pk != response.pk
-            ),
-            None,
+        .order_by("-submitted_at", "-pk")
+        .values("score")[:1]
+    )
+
+
+def previous_scores(organization, responses: list[Response]) -> dict[int, int | None]:
+    """Each response's contact's answer just before it (None when it is the first): read
+    from the `previous_score` annotation when the responses carry it, else in one query."""
+    found: dict[int, int | None] = {r.pk: None for r in responses}
+    if all(hasattr(r, "previous_score") for r in responses):
+        found.update((r.pk, r.previous_score) for r in responses)
+        return found
+    with_contact = [r.pk for r in responses if r.contact_id]
+    if with_contact:
+        found.update(
+            Response.objects.filter(organization=organization, pk__in=with_contact)
+            .annotate(previous=previous_score(organization))
+            .values_list("pk", "previous")
         )
     return found
 
@@ -223,8 +231,7 @@ def draft_context(
     score_change = ""
     if previous is not None and previous != response.score:
         score_change = f"your score went from {previous} to {response.score}"
-    theme_names = {slug: name.lower() for slug, (name, _) in DEFAULT_THEMES.items()}
-    themes = _join([theme_names.get(t, t.replace("_", " ")) for t in response.themes])
+    themes = _join([THEME_NAMES.get(t, t.replace("_", " ")) for t in response.themes])
     owner_name = (owner.name or owner.email.split("@")[0]) if owner else organization.name
     first_name = (contact.name.split()[0] if contact and contact.name else "") or ""
     return {

@@ -7,7 +7,7 @@ from nps_platform.models import Organization
 from responses import analysis, slack, webhooks
 
 
-@tenant_task(name="responses.analyze", acks_late=True)
+@tenant_task(name="responses.analyze", acks_late=True)  # lower priority: CELERY_TASK_ROUTES
 def analyze_responses(organization_id: int, response_ids: list[int]) -> int:
     organization = Organization.objects.get(pk=organization_id)
     return analysis.responses_analyze(organization=organization, response_ids=response_ids)

@@ -17,6 +17,7 @@ from accounts.models import Account
 from followups import services
 from followups.models import Activity, FollowUp, FollowUpSettings
 from nps_platform.api_auth import ApiKeyRateThrottle
+from responses.analysis import responses_analyze
 from responses.services import response_record, responses_record
 
 pytestmark = pytest.mark.django_db
@@ -68,6 +69,9 @@ def answer(org, email, score, comment="") -> FollowUp:
         response, _ = response_record(
             organization=org, channel="api", email=email, score=score, comment=comment
         )
+        # The worker analyses the comment too (after the follow-up opens; the API shows
+        # the stored themes).
+        responses_analyze(organization=org, response_ids=[response.pk])
         return services.followup_open_for_response(organization=org, response_id=response.pk)
 
 

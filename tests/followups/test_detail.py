@@ -14,6 +14,7 @@ from accounts import services as account_services
 from accounts.models import Account, Contact
 from followups import services
 from followups.models import Activity, FollowUp
+from responses.analysis import responses_analyze
 from responses.services import response_record
 from tests.accounts.factories import UsageSnapshotFactory
 from tests.conftest import client_for
@@ -32,6 +33,9 @@ def answer(org, email, score, comment="", when=None):
         comment=comment,
         submitted_at=(when or now()).isoformat(),
     )
+    # The worker analyses the comment too (after the follow-up opens; its themes are
+    # what the queue filters on).
+    responses_analyze(organization=org, response_ids=[response.pk])
     return services.followup_open_for_response(organization=org, response_id=response.pk)
 
 

@@ -7,14 +7,18 @@ import pytest
 import time_machine
 from django.core import mail
 from django.core.exceptions import ValidationError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils.timezone import now
 from django_scopes import scope
 
 from accounts import services as account_services
+from accounts.models import Account
 from followups import services
 from followups.models import Activity, FollowUp, FollowUpSettings, MemberPause, Status
 from nps_platform.models import Role
-from responses.services import response_record
+from responses.models import Response
+from responses.services import response_record, responses_record
 from tests.accounts.factories import SegmentFactory
 from tests.factories import MembershipFactory, UserFactory
 
@@ -281,3 +285,81 @@ def test_it_sends_followup_events_to_webhooks(org, bob, django_capture_on_commit
         "followup.closed",
     ]
     assert deliveries.last().payload["data"]["outcome"] == "resolved"
+
+
+# --- A batch, as the worker opens it ---------------------------------------------------------
+
+
+def record(org, *items):
+    report = responses_record(organization=org, channel="api", items=list(items))
+    return [r.response.pk for r in report.results]
+
+
+def test_it_opens_a_batch_with_the_same_rules_as_one_by_one(org, alice):
+    Account.objects.filter(external_id="big").update(owner=alice)
+    record(
+        org,
+        {
+            "email": "ann@mega.example",
+            "score": 9,
+            "comment": "Great",
+            "submitted_at": (now() - timedelta(days=30)).isoformat(),
+        },
+    )
+    ids = record(
+        org,
+        {"email": "ann@mega.example", "score": 2, "comment": "Way too expensive, export broken"},
+        {"email": "tom@tiny.example", "score": 10, "comment": "Love it"},
+        {"email": "mo@mid.example", "score": 8},
+    )
+    opened = services.followups_open_for_responses(organization=org, response_ids=ids)
+    assert opened == sorted(
+        FollowUp.objects.filter(response_id__in=ids).values_list("pk", flat=True)
+    )
+    ann, tom, mo = (FollowUp.objects.get(response_id=pk) for pk in ids)
+    assert (ann.playbook, tom.playbook, mo.playbook) == ("recover", "thank", "ask_why")
+    assert ann.assignee == alice
+    reasons = [r["reason"] for r in ann.priority_reasons]
+    assert "Score dropped from 9 to 2" in reasons
+    assert "ARR in the top 33% of accounts" in reasons  # the largest of three
+    assert "1 open support ticket" in reasons
+    assert sum(r["points"] for r in ann.priority_reasons) == ann.priority
+    assert "your score went from 9 to 2" in ann.draft_body
+    assert ann.due_at == Response.objects.get(pk=ids[0]).submitted_at + timedelta(hours=24)
+    assert [a.kind for a in Activity.objects.filter(followup=ann)] == ["created"]
+    assert Activity.objects.get(followup=tom).message == (
+        "Opened as Thank a promoter and ask for advocacy, assigned to bob@a.example"
+    )
+    # Opening again (a redelivered task) changes nothing.
+    assert services.followups_open_for_responses(organization=org, response_ids=ids) == opened
+    assert FollowUp.objects.count() == 3
+    assert Activity.objects.filter(kind="created").count() == 3
+
+
+def test_it_drafts_from_the_comment_themes_before_the_analysis_ran(org):
+    ids = record(org, {"email": "ann@mega.example", "score": 3, "comment": "Way too expensive"})
+    services.followups_open_for_responses(organization=org, response_ids=ids)
+    followup = FollowUp.objects.get(response_id=ids[0])
+    assert "You mentioned pricing" in followup.draft_body
+    # The analysis stays the analysis task's: opening the follow-up wrote none of it.
+    response = Response.objects.get(pk=ids[0])
+    assert (response.analyzed_hash, response.themes, response.sentiment) == ("", [], None)
+
+
+def test_it_opens_a_batch_in_a_fixed_number_of_queries(org):
+    services.settings_for(org)  # made on first use: not part of the count
+    few = record(org, {"email": "mo@mid.example", "score": 5, "comment": "Slow"})
+    many = record(
+        org,
+        *(
+            {"email": email, "score": score, "comment": comment}
+            for email in ("ann@mega.example", "tom@tiny.example", "mo@mid.example")
+            for score, comment in ((2, "Too expensive"), (9, ""), (7, "Fine"))
+        ),
+    )
+    with CaptureQueriesContext(connection) as one:
+        services.followups_open_for_responses(organization=org, response_ids=few)
+    with CaptureQueriesContext(connection) as nine:
+        services.followups_open_for_responses(organization=org, response_ids=many)
+    assert len(nine) == len(one)
+    assert FollowUp.objects.exclude(draft_body="").count() == 10

@@ -11,6 +11,7 @@ from django_scopes import scope, scopes_disabled
 from accounts import services as account_services
 from followups import selectors, services
 from followups.models import Activity, FollowUp, Status
+from responses.analysis import responses_analyze
 from responses.services import response_record
 from tests.accounts.factories import SegmentFactory
 from tests.conftest import client_for
@@ -32,6 +33,9 @@ def answer(org, email, score, comment="", when=None, **extra):
         submitted_at=(when or now()).isoformat(),
         **extra,
     )
+    # The worker analyses the comment too (after the follow-up opens; its themes are
+    # what the queue filters on).
+    responses_analyze(organization=org, response_ids=[response.pk])
     return services.followup_open_for_response(organization=org, response_id=response.pk)
 
 
