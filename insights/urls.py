@@ -5,4 +5,5 @@ from insights import views
 app_name = "insights"
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
+    path("export/<slug:panel>.csv", views.export, name="export"),
 ]

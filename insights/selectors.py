@@ -1,0 +1,732 @@
+"""Reads behind the metrics service (insights.metrics): SQL aggregates, shaped in Python.
+
+Every query names the organization and the date range in its WHERE clause. Response
+figures read the daily rollup (`DailyScore`) unless the filters need the account (segment,
+owner); then they read the responses through the (organization, submitted_at) index.
+"""
+
+import math
+import statistics
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+
+import pandas as pd
+from django.db import connection
+from django.db.models import Count, DateField, Exists, F, Max, Min, OuterRef, Q, Sum
+from django.db.models.functions import Trunc
+from django.utils import timezone
+
+from accounts.models import OPEN_TICKET_STATUSES, Account, Segment, SupportTicket
+from accounts.segments import accounts_q
+from followups.models import OPEN_STATUSES, FollowUp
+from insights import metrics as m
+from insights.models import DailyScore
+from responses.analysis import taxonomy_for
+from responses.models import Channel, Response, ResponseTheme
+
+LOW_HEALTH_BELOW = 50  # health score under this is "low health"
+BIAS_RATIO = 0.7  # a group covered at under 70% of the overall rate warns of bias
+BIAS_MIN_ACCOUNTS = 5  # ... when the group has at least this many accounts
+CHURN_MIN_ACCOUNTS = 10  # per group (detractors, promoters) to tell whether score predicts
+TOP_THEMES = 8
+
+_memo: ContextVar[dict | None] = ContextVar("insights_memo", default=None)
+
+
+@contextmanager
+def shared_reads():
+    """Within this block, reads several figures share (per-account scores) run once."""
+    token = _memo.set({})
+    try:
+        yield
+    finally:
+        _memo.reset(token)
+
+
+def _memoised(key, compute):
+    memo = _memo.get()
+    if memo is None:
+        return compute()
+    if key not in memo:
+        memo[key] = compute()
+    return memo[key]
+
+
+# --- Lookups for filter validation ----------------------------------------------------------
+
+
+def channel_values() -> list[str]:
+    return list(Channel.values)
+
+
+def segment_exists(organization, segment_id: int) -> bool:
+    return Segment.objects.filter(organization=organization, pk=segment_id).exists()
+
+
+def survey_exists(organization, survey_id: int) -> bool:
+    from surveys.models import Survey
+
+    return Survey.objects.filter(organization=organization, pk=survey_id).exists()
+
+
+def owner_exists(organization, owner_id: int) -> bool:
+    from nps_platform.models import Membership
+
+    return Membership.objects.filter(organization=organization, user_id=owner_id).exists()
+
+
+# --- Sources -------------------------------------------------------------------------------
+
+
+def _as_datetime(value):
+    """An aware datetime from a raw query's value (SQLite hands back text or naive UTC)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if timezone.is_naive(value):
+        value = timezone.make_aware(value, UTC)
+    return value
+
+
+def _as_date(value) -> date:
+    return value.date() if isinstance(value, datetime) else value
+
+
+def _start(day: date) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time.min))
+
+
+def _bounds(filters) -> tuple[datetime, datetime]:
+    """[since 00:00, the day after until 00:00) in the current time zone."""
+    return _start(filters.since), _start(filters.until + timedelta(days=1))
+
+
+def _segment_accounts(organization, segment_id):
+    segment = Segment.objects.get(organization=organization, pk=segment_id)
+    return Account.objects.filter(organization=organization).filter(accounts_q(segment.rules))
+
+
+def accounts_in_scope(organization, filters):
+    """The accounts the filters are about: all, or those of the segment and owner."""
+    accounts = Account.objects.filter(organization=organization)
+    if filters.segment_id is not None:
+        accounts = accounts.filter(pk__in=_segment_accounts(organization, filters.segment_id))
+    if filters.owner_id is not None:
+        accounts = accounts.filter(owner_id=filters.owner_id)
+    return accounts
+
+
+def responses_in(organization, filters):
+    """The responses the filters select (raw, indexed by organization and submitted_at)."""
+    low, high = _bounds(filters)
+    responses = Response.objects.filter(
+        organization=organization, submitted_at__gte=low, submitted_at__lt=high
+    )
+    if filters.survey_id is not None:
+        responses = responses.filter(survey_id=filters.survey_id)
+    if filters.channel is not None:
+        responses = responses.filter(channel=filters.channel)
+    if filters.segment_id is not None:
+        responses = responses.filter(
+            account__in=_segment_accounts(organization, filters.segment_id)
+        )
+    if filters.owner_id is not None:
+        responses = responses.filter(account__owner_id=filters.owner_id)
+    return responses
+
+
+def _rollup_in(organization, filters):
+    rows = DailyScore.objects.filter(
+        organization=organization, day__gte=filters.since, day__lte=filters.until
+    )
+    if filters.survey_id is not None:
+        rows = rows.filter(survey_id=filters.survey_id)
+    if filters.channel is not None:
+        rows = rows.filter(channel=filters.channel)
+    return rows
+
+
+def _source(organization, filters, *, raw: bool = False):
+    """(queryset, count aggregate factory, day field) from the rollup or the responses."""
+    if raw or filters.needs_raw:
+        return (
+            responses_in(organization, filters),
+            lambda q=None: Count("id", filter=q),
+            "submitted_at",
+        )
+    return (
+        _rollup_in(organization, filters),
+        lambda q=None: Sum("responses", filter=q),
+        "day",
+    )
+
+
+PROMOTER_Q = Q(score__gte=9)
+PASSIVE_Q = Q(score__gte=7, score__lte=8)
+DETRACTOR_Q = Q(score__lte=6)
+
+
+def category_counts(organization, filters, *, raw: bool = False) -> tuple[int, int, int]:
+    """(promoters, passives, detractors) in one conditional-count query."""
+    rows, n, _ = _source(organization, filters, raw=raw)
+    totals = rows.aggregate(p=n(PROMOTER_Q), pa=n(PASSIVE_Q), d=n(DETRACTOR_Q))
+    return totals["p"] or 0, totals["pa"] or 0, totals["d"] or 0
+
+
+def category_counts_by_period(organization, filters, *, raw: bool = False) -> dict:
+    """{period start: (promoters, passives, detractors)} in one grouped query."""
+    rows, n, day_field = _source(organization, filters, raw=raw)
+    kind = filters.period
+    bucket = Trunc(day_field, kind, output_field=DateField())
+    grouped = (
+        rows.annotate(bucket=bucket)
+        .values("bucket")
+        .annotate(p=n(PROMOTER_Q), pa=n(PASSIVE_Q), d=n(DETRACTOR_Q))
+        .order_by()
+    )
+    out = {}
+    for row in grouped:
+        start = row["bucket"]
+        if isinstance(start, datetime):
+            start = start.date()
+        out[start] = (row["p"] or 0, row["pa"] or 0, row["d"] or 0)
+    return out
+
+
+def score_histogram(organization, filters, *, raw: bool = False) -> list[int]:
+    rows, n, _ = _source(organization, filters, raw=raw)
+    counts = [0] * 11
+    for row in rows.values("score").annotate(k=n()).order_by():
+        counts[row["score"]] = row["k"] or 0
+    return counts
+
+
+def comment_counts(organization, filters, *, raw: bool = False) -> tuple[int, int]:
+    """(responses, responses with a comment)."""
+    if raw or filters.needs_raw:
+        totals = responses_in(organization, filters).aggregate(
+            n=Count("id"), c=Count("id", filter=Q(has_comment=True))
+        )
+    else:
+        totals = _rollup_in(organization, filters).aggregate(
+            n=Sum("responses"), c=Sum("with_comment")
+        )
+    return totals["n"] or 0, totals["c"] or 0
+
+
+# --- Segments ------------------------------------------------------------------------------
+
+
+def _account_counts(organization, filters) -> pd.DataFrame:
+    """Per account: category counts of its answers in the filters' range (one query)."""
+    rows = (
+        responses_in(organization, filters)
+        .filter(account__isnull=False)
+        .values("account_id")
+        .annotate(
+            p=Count("id", filter=PROMOTER_Q),
+            pa=Count("id", filter=PASSIVE_Q),
+            d=Count("id", filter=DETRACTOR_Q),
+        )
+        .order_by()
+    )
+    frame = pd.DataFrame.from_records(list(rows), columns=["account_id", "p", "pa", "d"])
+    return frame.set_index("account_id")
+
+
+def segment_rows(organization, filters) -> list:
+    segments = list(Segment.objects.filter(organization=organization).order_by("name"))
+    if not segments:
+        return []
+    current_counts = account_scores(organization, filters).set_index("account_id")
+    before = filters.previous()
+    previous_counts = _memoised(
+        ("account_counts", organization.pk, before), lambda: _account_counts(organization, before)
+    )
+    out = []
+    for segment in segments:
+        members = set(
+            Account.objects.filter(organization=organization)
+            .filter(accounts_q(segment.rules))
+            .values_list("pk", flat=True)
+        )
+        now_part = current_counts[current_counts.index.isin(members)][["p", "pa", "d"]].sum()
+        then_part = previous_counts[previous_counts.index.isin(members)].sum()
+        current = m.Nps.of(now_part.get("p", 0), now_part.get("pa", 0), now_part.get("d", 0))
+        earlier = m.Nps.of(then_part.get("p", 0), then_part.get("pa", 0), then_part.get("d", 0))
+        out.append(
+            m.SegmentRow(
+                segment_id=segment.pk,
+                name=segment.name,
+                nps=current,
+                change=m.change(current, earlier),
+            )
+        )
+    return out
+
+
+# --- Accounts ------------------------------------------------------------------------------
+
+
+def classify_mean(mean: float) -> str:
+    """The category of an account's mean score, on the same 0–6 / 7–8 / 9–10 cut points."""
+    if mean >= 9:
+        return "promoter"
+    if mean >= 7:
+        return "passive"
+    return "detractor"
+
+
+def _account_scores(organization, filters) -> pd.DataFrame:
+    """Per account with answers in the period: the mean of each respondent's latest score
+    (one answer per contact, so a big team counts once per person, and the account once),
+    the respondents, the latest answer's time, and the category counts of all its answers
+    (p, pa, d: what segments add up). One windowed query."""
+    inner = (
+        responses_in(organization, filters)
+        .filter(account__isnull=False)
+        .values("id", "account_id", "contact_id", "score", "submitted_at")
+        .order_by()
+    )
+    sql, params = inner.query.sql_with_params()
+    query = f"""
+        SELECT account_id, AVG(CASE WHEN rn = 1 THEN score * 1.0 END),
+            SUM(CASE WHEN rn = 1 THEN 1 ELSE 0 END), MAX(submitted_at),
+            SUM(CASE WHEN score >= 9 THEN 1 ELSE 0 END),
+            SUM(CASE WHEN score BETWEEN 7 AND 8 THEN 1 ELSE 0 END),
+            SUM(CASE WHEN score <= 6 THEN 1 ELSE 0 END)
+        FROM (
+            SELECT t.account_id, t.score, t.submitted_at, ROW_NUMBER() OVER (
+                PARTITION BY COALESCE(t.contact_id, -t.id)
+                ORDER BY t.submitted_at DESC, t.id DESC
+            ) AS rn
+            FROM ({sql}) t
+        ) latest
+        GROUP BY account_id
+    """  # noqa: S608 - compiled ORM SQL and table names from _meta
+    with connection.cursor() as cursor:
+        cursor.execute(query, params)
+        rows = cursor.fetchall()
+    frame = pd.DataFrame.from_records(
+        rows, columns=["account_id", "score", "respondents", "last_at", "p", "pa", "d"]
+    )
+    frame["score"] = frame["score"].astype(float)
+    for column in ("respondents", "p", "pa", "d"):
+        frame[column] = frame[column].astype(int)
+    frame["last_at"] = [_as_datetime(v) for v in frame["last_at"]]
+    frame["category"] = frame["score"].map(classify_mean)
+    if rows:
+        ids = frame["account_id"].tolist()
+        accounts = pd.DataFrame.from_records(
+            list(
+                Account.objects.filter(organization=organization, pk__in=ids).values_list(
+                    "pk", "name", "arr", "renewal_date", "churned_at"
+                )
+            ),
+            columns=["account_id", "name", "arr", "renewal_date", "churned_at"],
+        )
+        frame = frame.merge(accounts, on="account_id", how="left")
+    else:
+        for column in ("name", "arr", "renewal_date", "churned_at"):
+            frame[column] = pd.Series(dtype=object)
+    return frame
+
+
+def account_scores(organization, filters) -> pd.DataFrame:
+    return _memoised(
+        ("account_scores", organization.pk, filters), lambda: _account_scores(organization, filters)
+    )
+
+
+def account_level(organization, filters):
+    frame = account_scores(organization, filters)
+    if frame.empty:
+        return m.AccountLevel(accounts=0, nps=m.Nps.empty(), revenue_weighted_nps=None)
+    by = frame["category"].value_counts()
+    nps = m.Nps.of(by.get("promoter", 0), by.get("passive", 0), by.get("detractor", 0))
+    weighted = None
+    arr = frame["arr"].map(lambda v: float(v) if isinstance(v, Decimal) else 0.0)
+    total = arr.sum()
+    if total > 0:
+        weights = {c: arr[frame["category"] == c].sum() for c in ("promoter", "detractor")}
+        # Weighted shares in the one formula: ARR stands in for head counts.
+        weighted = m.nps_score(
+            weights["promoter"], total - weights["promoter"] - weights["detractor"],
+            weights["detractor"],
+        )  # fmt: skip
+    return m.AccountLevel(accounts=len(frame), nps=nps, revenue_weighted_nps=weighted)
+
+
+def revenue_at_risk(organization, filters):
+    frame = account_scores(organization, filters)
+    zero = Decimal("0")
+    if frame.empty:
+        return m.RevenueAtRisk(organization.currency, zero, 0, zero, 0, zero, 0, [])
+    risk = frame[frame["category"] == "detractor"]
+    risk = risk[risk["churned_at"].isna()]
+    arr = risk["arr"].map(lambda v: v if isinstance(v, Decimal) else zero)
+    danger = (risk["score"] <= 3).astype(bool)
+    horizon = timezone.localdate() + timedelta(days=m.RENEWAL_WINDOW_DAYS)
+    today = timezone.localdate()
+    renewing = (
+        risk["renewal_date"]
+        .map(lambda d: isinstance(d, date) and today <= d <= horizon)
+        .astype(bool)
+    )
+    order = risk.assign(risk_arr=arr).sort_values(["risk_arr", "score"], ascending=[False, True])
+    top = [
+        m.RiskAccount(
+            id=int(row.account_id),
+            name=row.name,
+            arr=row.risk_arr,
+            score=round(float(row.score), 2),
+            renewal_date=row.renewal_date if isinstance(row.renewal_date, date) else None,
+            danger_zone=bool(row.score <= 3),
+        )
+        for row in order.head(m.TOP_AT_RISK).itertuples()
+    ]
+    return m.RevenueAtRisk(
+        currency=organization.currency,
+        total=sum(arr, zero),
+        accounts=len(risk),
+        danger_zone=sum(arr[danger], zero),
+        danger_zone_accounts=int(danger.sum()),
+        renewal_90d=sum(arr[renewing], zero),
+        renewal_90d_accounts=int(renewing.sum()),
+        top=top,
+    )
+
+
+# --- Rates and coverage --------------------------------------------------------------------
+
+UNDELIVERED = ["planned", "sending", "bounced", "failed", "suppressed", "skipped"]
+
+
+def _invitations_in(organization, filters):
+    from surveys.models import Invitation
+
+    low, high = _bounds(filters)
+    invitations = Invitation.objects.filter(
+        organization=organization, sent_at__gte=low, sent_at__lt=high
+    ).exclude(state__in=UNDELIVERED)
+    if filters.survey_id is not None:
+        invitations = invitations.filter(survey_id=filters.survey_id)
+    if filters.channel is not None:
+        invitations = invitations.filter(channel=filters.channel)
+    if filters.needs_raw:
+        invitations = invitations.filter(account__in=accounts_in_scope(organization, filters))
+    return invitations
+
+
+def rates(organization, filters):
+    totals = _invitations_in(organization, filters).aggregate(
+        delivered=Count("id"),
+        answered=Count("id", filter=Q(answered_at__isnull=False) | Q(state="answered")),
+    )
+    responses, with_comment = comment_counts(organization, filters)
+    delivered, answered = totals["delivered"], totals["answered"]
+    return m.Rates(
+        delivered=delivered,
+        answered=answered,
+        response_rate=answered / delivered if delivered else None,
+        with_comment=with_comment,
+        verbatim_rate=with_comment / responses if responses else None,
+        responses=responses,
+    )
+
+
+def coverage(organization, filters):
+    """Who the period's answers and invitations reach, against the base; warns when
+    low-health or open-ticket accounts are reached well below the overall rate."""
+    low, _ = _bounds(filters)
+    answered = set(account_scores(organization, filters)["account_id"].tolist())
+    invited = set(
+        _invitations_in(organization, filters)
+        .filter(account__isnull=False)
+        .order_by()
+        .values_list("account_id", flat=True)
+        .distinct()
+    )
+    open_ticket = Exists(
+        SupportTicket.objects.filter(
+            organization=organization,
+            account_id=OuterRef("pk"),
+            status__in=OPEN_TICKET_STATUSES,
+        )
+    )
+    base = pd.DataFrame.from_records(
+        list(
+            accounts_in_scope(organization, filters)
+            .filter(Q(churned_at__isnull=True) | Q(churned_at__gte=low))
+            .annotate(open_ticket=open_ticket)
+            .values_list("pk", "arr", "health_score", "open_ticket")
+            .order_by()
+        ),
+        columns=["id", "arr", "health", "ticket"],
+    )
+    surveyed = base["id"].isin(answered | invited)
+    low_health = base["health"].map(
+        lambda v: v is not None and not pd.isna(v) and v < LOW_HEALTH_BELOW
+    )
+    ticket = base["ticket"].astype(bool)
+    arr = base["arr"].map(lambda v: Decimal(0) if v is None or pd.isna(v) else v)
+    totals = {
+        "total": len(base),
+        "surveyed": int(surveyed.sum()),
+        "arr_all": sum(arr, Decimal(0)),
+        "arr_surveyed": sum(arr[surveyed], Decimal(0)),
+        "low": int(low_health.sum()),
+        "low_surveyed": int((low_health & surveyed).sum()),
+        "tickets": int(ticket.sum()),
+        "tickets_surveyed": int((ticket & surveyed).sum()),
+    }
+
+    def share(part, whole):
+        return float(part) / float(whole) if whole else None
+
+    account_share = share(totals["surveyed"], totals["total"])
+    low_share = share(totals["low_surveyed"], totals["low"])
+    ticket_share = share(totals["tickets_surveyed"], totals["tickets"])
+    under = []
+    for name, group_share, group_size in (
+        ("low-health accounts", low_share, totals["low"]),
+        ("accounts with open tickets", ticket_share, totals["tickets"]),
+    ):
+        if (
+            account_share
+            and group_share is not None
+            and group_size >= BIAS_MIN_ACCOUNTS
+            and group_share < BIAS_RATIO * account_share
+        ):
+            under.append(f"{name} ({group_share:.0%})")
+    if not totals["total"]:
+        message = "No accounts to cover yet."
+    elif under:
+        message = (
+            f"Sampling bias: {' and '.join(under)} were surveyed far less than accounts "
+            f"overall ({account_share:.0%}), so the score may look better than it is."
+        )
+    else:
+        message = (
+            f"{totals['surveyed']} of {totals['total']} accounts surveyed "
+            f"({account_share:.0%}); no group at risk is under-covered."
+        )
+    return m.Coverage(
+        accounts_total=totals["total"],
+        accounts_surveyed=totals["surveyed"],
+        account_share=account_share,
+        arr_share=share(totals["arr_surveyed"] or 0, totals["arr_all"] or 0),
+        low_health_share=low_share,
+        open_ticket_share=ticket_share,
+        bias_warning=bool(under),
+        message=message,
+    )
+
+
+# --- Loop health ---------------------------------------------------------------------------
+
+
+def _median_hours(followups) -> tuple[float | None, float | None]:
+    """Median hours from opening to first contact, and to close (one query)."""
+    if connection.vendor == "postgresql":
+        inner = followups.values("created_at", "first_contact_at", "closed_at").order_by()
+        sql, params = inner.query.sql_with_params()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT percentile_cont(0.5) WITHIN GROUP "  # noqa: S608 - compiled ORM SQL
+                "(ORDER BY EXTRACT(EPOCH FROM t.first_contact_at - t.created_at)), "
+                "percentile_cont(0.5) WITHIN GROUP "
+                f"(ORDER BY EXTRACT(EPOCH FROM t.closed_at - t.created_at)) FROM ({sql}) t",
+                params,
+            )
+            values = cursor.fetchone()
+        return tuple(None if v is None else float(v) / 3600 for v in values)
+    rows = list(followups.values_list("created_at", "first_contact_at", "closed_at"))
+
+    def median(index):
+        spans = [(row[index] - row[0]).total_seconds() for row in rows if row[index] is not None]
+        return statistics.median(spans) / 3600 if spans else None
+
+    return median(1), median(2)
+
+
+def loop_health(organization, filters):
+    """The detractor follow-ups of the period's answers: SLA, speed, outcomes, saves."""
+    responses = responses_in(organization, filters).filter(DETRACTOR_Q)
+    followups = FollowUp.objects.filter(organization=organization, response__in=responses)
+    moment = timezone.now()
+    # One pass: the counts per outcome ("" for none yet), summed here.
+    by_outcome = list(
+        followups.values("outcome")
+        .annotate(
+            n=Count("id"),
+            in_sla=Count(
+                "id", filter=Q(first_contact_at__isnull=False, first_contact_at__lte=F("due_at"))
+            ),
+            open=Count("id", filter=Q(status__in=OPEN_STATUSES)),
+            overdue=Count("id", filter=Q(status__in=OPEN_STATUSES, due_at__lt=moment)),
+        )
+        .order_by()
+    )
+    totals = {
+        key: sum(row[key] for row in by_outcome) for key in ("n", "in_sla", "open", "overdue")
+    }
+    outcomes = dict(
+        sorted(
+            ((row["outcome"], row["n"]) for row in by_outcome if row["outcome"]),
+            key=lambda item: (-item[1], item[0]),
+        )
+    )
+    to_contact, to_close = _median_hours(followups)
+    saved, accounts = _saves(responses)
+    n = totals["n"]
+    return m.LoopHealth(
+        detractors=n,
+        contacted_within_sla_share=totals["in_sla"] / n if n else None,
+        median_hours_to_first_contact=to_contact,
+        median_hours_to_close=to_close,
+        open=totals["open"],
+        overdue=totals["overdue"],
+        outcomes=outcomes,
+        save_rate=saved / accounts if accounts else None,
+        saved=saved,
+        detractor_accounts=accounts,
+    )
+
+
+RENEWED_AFTER_DAYS = 365
+
+
+def _saves(detractor_responses) -> tuple[int, int]:
+    """(saved, detractor accounts): an account with a detractor answer in the period is
+    saved when its latest answer came after that one and scored higher than its lowest
+    detractor score in the period, or when it did not churn and its renewal date lies a year
+    or more past its first detractor answer (a new term was signed). One grouped query."""
+    rows = (
+        detractor_responses.filter(account__isnull=False)
+        .values("account_id")
+        .annotate(first_at=Min("submitted_at"), worst=Min("score"))
+        .values_list(
+            "first_at",
+            "worst",
+            "account__last_score",
+            "account__last_score_at",
+            "account__renewal_date",
+            "account__churned_at",
+        )
+        .order_by()
+    )
+    saved = total = 0
+    for first_at, worst, last_score, last_at, renewal_date, churned_at in rows:
+        total += 1
+        first_day = timezone.localtime(first_at).date()
+        improved = last_at is not None and last_at > first_at and (last_score or 0) > worst
+        renewed = (
+            churned_at is None
+            and renewal_date is not None
+            and renewal_date >= first_day + timedelta(days=RENEWED_AFTER_DAYS)
+        )
+        saved += bool(improved or renewed)
+    return saved, total
+
+
+# --- Themes --------------------------------------------------------------------------------
+
+
+def themes(organization, filters) -> list:
+    """The most mentioned themes with detractor and promoter counts and a per-period trend,
+    from one grouped query (theme × period), totalled here."""
+    responses = responses_in(organization, filters)
+    rows = (
+        ResponseTheme.objects.filter(organization=organization, response__in=responses)
+        .annotate(bucket=Trunc("response__submitted_at", filters.period, output_field=DateField()))
+        .values("theme", "bucket")
+        .annotate(
+            k=Count("id"),
+            detractors=Count("id", filter=Q(response__score__lte=6)),
+            promoters=Count("id", filter=Q(response__score__gte=9)),
+        )
+        .order_by()
+    )
+    totals: dict[str, list[int]] = {}
+    buckets: dict[tuple[str, date], int] = {}
+    for row in rows:
+        entry = totals.setdefault(row["theme"], [0, 0, 0])
+        entry[0] += row["k"]
+        entry[1] += row["detractors"]
+        entry[2] += row["promoters"]
+        buckets[(row["theme"], _as_date(row["bucket"]))] = row["k"]
+    if not totals:
+        return []
+    top = sorted(totals.items(), key=lambda item: (-item[1][0], item[0]))[:TOP_THEMES]
+    names = taxonomy_for(organization).names()
+    starts = [start for start, _, _ in m.periods(filters)]
+    return [
+        m.ThemeRow(
+            theme=theme,
+            label=names.get(theme, theme.replace("-", " ").capitalize()),
+            detractors=detractors,
+            promoters=promoters,
+            total=total,
+            trend=[buckets.get((theme, start), 0) for start in starts],
+        )
+        for theme, (total, detractors, promoters) in top
+    ]
+
+
+# --- Churn ---------------------------------------------------------------------------------
+
+
+def churn(organization, filters):
+    """Churn within six months of each account's latest answer in the period, by its
+    account-level category; says plainly whether detractors churn more than promoters."""
+    frame = account_scores(organization, filters)
+    rows = []
+    rates_by = {}
+    window = timedelta(days=m.CHURN_WINDOW_DAYS)
+    for category in ("promoter", "passive", "detractor"):
+        part = frame[frame["category"] == category]
+        churned = 0
+        for last_at, churned_at in zip(part["last_at"], part["churned_at"], strict=True):
+            if churned_at is not None and not pd.isna(churned_at):
+                churned += bool(last_at <= churned_at <= last_at + window)
+        accounts = len(part)
+        rate = churned / accounts if accounts else None
+        rates_by[category] = (accounts, churned)
+        rows.append(m.ChurnRow(category=category, accounts=accounts, churned=churned, rate=rate))
+    (n_d, c_d), (n_p, c_p) = rates_by["detractor"], rates_by["promoter"]
+    if n_d < CHURN_MIN_ACCOUNTS or n_p < CHURN_MIN_ACCOUNTS:
+        return m.Churn(
+            rows=rows,
+            predictive=None,
+            message=(
+                "Too few accounts to tell whether the score predicts churn: it takes at least "
+                f"{CHURN_MIN_ACCOUNTS} detractor and {CHURN_MIN_ACCOUNTS} promoter accounts "
+                f"(there are {n_d} and {n_p})."
+            ),
+        )
+    r_d, r_p = c_d / n_d, c_p / n_p
+    pooled = (c_d + c_p) / (n_d + n_p)
+    se = math.sqrt(pooled * (1 - pooled) * (1 / n_d + 1 / n_p)) if 0 < pooled < 1 else 0.0
+    predictive = se > 0 and (r_d - r_p) / se > 1.645
+    if predictive:
+        message = (
+            f"The score predicts churn here: {r_d:.0%} of detractor accounts churned within "
+            f"six months, against {r_p:.0%} of promoter accounts."
+        )
+    else:
+        message = (
+            f"The score does not predict churn for this base: detractor accounts churned at "
+            f"{r_d:.0%} within six months and promoter accounts at {r_p:.0%}, no significant "
+            "difference."
+        )
+    return m.Churn(rows=rows, predictive=bool(predictive), message=message)
+
+
+def max_date(organization):
+    """The latest answer's date, for empty states."""
+    value = Response.objects.filter(organization=organization).aggregate(v=Max("submitted_at"))
+    return value["v"]
