@@ -5,7 +5,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 
 from responses import slack, webhooks
-from responses.models import WebhookEvent
+from responses.models import PayloadFormat, WebhookEvent
 
 ALL_EVENTS = "all"
 
@@ -26,6 +26,15 @@ class WebhookEndpointForm(forms.Form):
         initial=[ALL_EVENTS],
         error_messages={"required": "Choose the events to send, or “All events”."},
     )
+    payload_format = forms.ChoiceField(
+        label="Payload format",
+        choices=PayloadFormat.choices,
+        initial=PayloadFormat.STANDARD,
+        required=False,
+        help_text="Delighted's format sends survey_response.created, survey_response.updated "
+        "and (with all events) unsubscribe.created as {event_type, event_id, event_data}, "
+        "for receivers written for Delighted.",
+    )
 
     def clean_url(self):
         url = self.cleaned_data["url"].strip()
@@ -40,6 +49,9 @@ class WebhookEndpointForm(forms.Form):
                 "Enter a full URL, such as https://example.com/webhooks/nps."
             ) from None
         return url
+
+    def clean_payload_format(self):
+        return self.cleaned_data.get("payload_format") or PayloadFormat.STANDARD
 
     def clean_events(self):
         chosen = set(self.cleaned_data["events"])

@@ -4,6 +4,7 @@
 import base64
 import secrets
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils.timezone import now
@@ -87,6 +88,41 @@ class Response(models.Model):
         return f"{self.score} ({self.category}) {self.submitted_at:%Y-%m-%d}"
 
 
+class ResponseNote(models.Model):
+    """A note a teammate left on a response, or one brought over by an import (a Delighted
+    export's notes): `external_id` is the note's identity in the file it came from, so a
+    re-import finds it instead of adding it again; `imported` says where it came from."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    response = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="notes")
+    body = models.TextField()
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    author_name = models.CharField(
+        max_length=200, blank=True, help_text="Who wrote it, when not a member (an import)."
+    )
+    imported = models.BooleanField(default=False)
+    external_id = models.CharField(max_length=200, null=True, blank=True)
+    created_at = models.DateTimeField(default=now)
+
+    objects = ScopedManager(organization="organization")
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "response", "external_id"],
+                condition=Q(external_id__isnull=False),
+                name="response_note_external_id_unique",
+            )
+        ]
+        indexes = [models.Index(fields=["organization", "response", "created_at"])]
+
+    def __str__(self):
+        return self.body[:50]
+
+
 class ResponseTheme(models.Model):
     """A theme found in a response's comment: a row per theme, so filters use an index on
     every database (JSON containment is not portable)."""
@@ -165,12 +201,23 @@ class WebhookEvent(models.TextChoices):
     FOLLOWUP_CLOSED = "followup.closed", "A follow-up closes"
 
 
+class PayloadFormat(models.TextChoices):
+    STANDARD = "standard", "Standard ({type, timestamp, data})"
+    DELIGHTED = "delighted", "Delighted ({event_type, event_id, event_data})"
+
+
 class WebhookEndpoint(models.Model):
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
     url = models.URLField(max_length=1000)
     description = models.CharField(max_length=200, blank=True)
     secret = models.CharField(max_length=100, default=webhook_secret)
     events = models.JSONField(default=list, help_text="Event types; empty means all.")
+    payload_format = models.CharField(
+        max_length=10,
+        choices=PayloadFormat.choices,
+        default=PayloadFormat.STANDARD,
+        help_text="Delighted's shape sends survey_response.* and unsubscribe.created only.",
+    )
     is_active = models.BooleanField(default=True)
     disabled_reason = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(default=now)

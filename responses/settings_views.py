@@ -34,6 +34,7 @@ def webhook_list(request):
             url=form.cleaned_data["url"],
             description=form.cleaned_data["description"],
             events=form.cleaned_data["events"],
+            payload_format=form.cleaned_data["payload_format"],
         )
         messages.success(
             request,

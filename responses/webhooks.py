@@ -48,6 +48,7 @@ from nps_platform.models import Organization
 from responses import analysis
 from responses.models import (
     DeliveryStatus,
+    PayloadFormat,
     Response,
     WebhookDelivery,
     WebhookEndpoint,
@@ -372,20 +373,151 @@ def event_payload(event_type: str, response: Response, taxonomy=None) -> dict:
     }
 
 
+# --- Delighted's shapes -------------------------------------------------------------------
+# The Delighted-compatible API (compat/) answers with these too, so a webhook's event_data is
+# exactly what GET /delighted/v1/survey_responses/{id}?expand[]=person returns.
+
+
+def epoch(value) -> int | None:
+    return int(value.timestamp()) if value else None
+
+
+def delighted_person(contact) -> dict:
+    return {
+        "id": str(contact.pk),
+        "email": contact.email,
+        "name": contact.name or None,
+        "phone_number": contact.phone or None,
+        "created_at": epoch(contact.created_at),
+        "last_sent_at": epoch(contact.last_surveyed_at),
+        "last_responded_at": epoch(contact.last_responded_at),
+    }
+
+
+def delighted_note(note) -> dict:
+    author = getattr(note, "author", None)
+    return {
+        "id": str(note.pk),
+        "text": note.body,
+        "user_email": author.email if author is not None else None,
+        "user_name": (author.name if author is not None else note.author_name) or None,
+        "created_at": epoch(note.created_at),
+    }
+
+
+def delighted_survey_response(response: Response, *, person=False, notes=None) -> dict:
+    """A response as Delighted's API shows a survey_response: ids as strings, times as
+    epoch seconds; `person` expanded when asked, `notes` when given."""
+    contact = response.contact if response.contact_id else None
+    if person and contact is not None:
+        person_value = delighted_person(contact)
+    else:
+        person_value = str(response.contact_id) if response.contact_id else None
+    return {
+        "id": str(response.pk),
+        "person": person_value,
+        "survey_type": "nps",
+        "score": response.score,
+        "comment": response.comment or None,
+        "permalink": settings.SITE_URL.rstrip("/") + f"/responses/{response.pk}/",
+        "created_at": epoch(response.submitted_at),
+        "updated_at": epoch(response.updated_at),
+        "person_properties": response.properties or None,
+        "notes": [delighted_note(note) for note in notes or []],
+        "tags": list(response.tags or []),
+        "additional_answers": [],
+    }
+
+
+DELIGHTED_EVENTS = {
+    WebhookEvent.RESPONSE_CREATED: "survey_response.created",
+    WebhookEvent.RESPONSE_UPDATED: "survey_response.updated",
+}
+DELIGHTED_UNSUBSCRIBE = "unsubscribe.created"
+
+
+def delighted_payload(event_type: str, event_id: str, event_data: dict) -> dict:
+    return {"event_type": event_type, "event_id": event_id, "event_data": event_data}
+
+
+def delighted_unsubscribe_emit(*, organization: Organization, contact) -> list[int]:
+    """unsubscribe.created to every active endpoint in Delighted's format that takes all
+    events. Once per unsubscribe (the contact and the moment it was suppressed)."""
+    endpoints = [
+        e
+        for e in endpoints_of(organization).filter(
+            is_active=True, payload_format=PayloadFormat.DELIGHTED
+        )
+        if not e.events
+    ]
+    if not endpoints:
+        return []
+    moment = now()
+    stamp = (contact.suppressed_at or moment).isoformat()
+    key = f"{DELIGHTED_UNSUBSCRIBE}:{contact.pk}:{stamp}"
+    event_id = "evt_" + hashlib.sha256(key.encode()).hexdigest()[:32]
+    payload = delighted_payload(
+        DELIGHTED_UNSUBSCRIBE,
+        event_id,
+        {
+            "person": delighted_person(contact),
+            "unsubscribed_at": epoch(contact.suppressed_at or moment),
+        },
+    )
+    return _deliver(organization, endpoints, event_id, DELIGHTED_UNSUBSCRIBE, payload, moment)
+
+
+def _deliver(organization, endpoints, event_id, event_type, payload, moment) -> list[int]:
+    with transaction.atomic():
+        WebhookDelivery.objects.bulk_create(
+            [
+                WebhookDelivery(
+                    organization=organization,
+                    endpoint=endpoint,
+                    event_id=event_id,
+                    event_type=event_type,
+                    payload=payload,
+                    next_attempt_at=moment,
+                    created_at=moment,
+                )
+                for endpoint in endpoints
+            ],
+            ignore_conflicts=True,
+        )
+        delivery_ids = list(
+            WebhookDelivery.objects.filter(
+                organization=organization,
+                endpoint__in=endpoints,
+                event_id=event_id,
+                created_at=moment,
+            ).values_list("pk", flat=True)
+        )
+        _enqueue(organization.pk, delivery_ids)
+    return delivery_ids
+
+
 # --- Endpoints ----------------------------------------------------------------------------
 
 
 def endpoint_create(
-    *, organization: Organization, url: str, description: str = "", events: list[str] = ()
+    *,
+    organization: Organization,
+    url: str,
+    description: str = "",
+    events: list[str] = (),
+    payload_format: str = PayloadFormat.STANDARD,
 ) -> WebhookEndpoint:
     unknown = set(events) - set(WebhookEvent.values)
     if unknown:
         raise ValidationError({"events": [f"Unknown event types: {', '.join(sorted(unknown))}."]})
+    if payload_format not in PayloadFormat.values:
+        raise ValidationError({"payload_format": [f"Unknown payload format {payload_format!r}."]})
     return WebhookEndpoint.objects.create(
         organization=organization,
         url=url,
         description=description,
         events=sorted(set(events)),
+        payload_format=payload_format,
         secret=new_secret(),
     )
 
@@ -453,14 +585,29 @@ def deliveries_fan_out(
             if response is None:
                 continue  # deleted since
             event_id = event_id_for(event_type, response)
-            payload = event_payload(event_type, response, taxonomy)
+            payloads = {}
             for endpoint in wanted[event_type]:
+                shape = endpoint.payload_format
+                if shape not in payloads:
+                    payloads[shape] = (
+                        delighted_payload(
+                            DELIGHTED_EVENTS[event_type],
+                            event_id,
+                            delighted_survey_response(response, person=True),
+                        )
+                        if shape == PayloadFormat.DELIGHTED
+                        else event_payload(event_type, response, taxonomy)
+                    )
                 candidates[(endpoint.pk, event_id)] = WebhookDelivery(
                     organization=organization,
                     endpoint=endpoint,
                     event_id=event_id,
-                    event_type=event_type,
-                    payload=payload,
+                    event_type=(
+                        DELIGHTED_EVENTS[event_type]
+                        if shape == PayloadFormat.DELIGHTED
+                        else event_type
+                    ),
+                    payload=payloads[shape],
                     next_attempt_at=moment,
                     created_at=moment,
                 )
@@ -493,8 +640,13 @@ def deliveries_fan_out(
 def event_emit(*, organization: Organization, event_type: str, key: str, data: dict) -> list[int]:
     """Sends any event (e.g. followup.closed from the follow-up engine) to every active
     endpoint that wants it. `key` identifies the event, so a repeat makes nothing new."""
+    # Delighted's shape has no such events: only standard endpoints take them.
     endpoints = [
-        e for e in endpoints_of(organization).filter(is_active=True) if e.wants(event_type)
+        e
+        for e in endpoints_of(organization).filter(
+            is_active=True, payload_format=PayloadFormat.STANDARD
+        )
+        if e.wants(event_type)
     ]
     if not endpoints:
         return []
@@ -528,16 +680,18 @@ def event_emit(*, organization: Organization, event_type: str, key: str, data: d
 
 def send_test_event(*, organization: Organization, endpoint: WebhookEndpoint) -> WebhookDelivery:
     moment = now()
+    event_id = "evt_" + uuid.uuid4().hex
+    data = {"message": "A test event from NPS Loop.", "endpoint_id": endpoint.pk}
     delivery = WebhookDelivery.objects.create(
         organization=organization,
         endpoint=endpoint,
-        event_id="evt_" + uuid.uuid4().hex,
+        event_id=event_id,
         event_type=TEST_EVENT,
-        payload={
-            "type": TEST_EVENT,
-            "timestamp": moment.isoformat(),
-            "data": {"message": "A test event from NPS Loop.", "endpoint_id": endpoint.pk},
-        },
+        payload=(
+            delighted_payload(TEST_EVENT, event_id, data)
+            if endpoint.payload_format == PayloadFormat.DELIGHTED
+            else {"type": TEST_EVENT, "timestamp": moment.isoformat(), "data": data}
+        ),
         next_attempt_at=moment,
         created_at=moment,
     )

@@ -17,6 +17,7 @@ from django.utils.timezone import now
 from django_scopes import scope, scopes_disabled
 
 from accounts import services as account_services
+from accounts.models import Contact
 from nps_platform.celery import app as celery_app
 from responses import tasks, webhooks
 from responses.models import (
@@ -792,3 +793,111 @@ def test_it_lists_only_the_own_tenants_endpoints(client, mallory, org_a_objects)
     client.force_login(mallory)
     body = client.get(reverse("response_settings:webhooks")).content.decode()
     assert "secret-endpoint-of-a" not in body
+
+
+# --- Delighted's payload format ---------------------------------------------------------------
+
+
+def test_it_sends_delighted_shaped_survey_response_events(
+    world, receiver, django_capture_on_commit_callbacks
+):
+    endpoint = make_endpoint(world, receiver.url(), payload_format="delighted")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = record(world, score=4, comment="Too slow", tags=["speed"])
+    with scope(organization=world), django_capture_on_commit_callbacks(execute=True):
+        response_update(organization=world, response=response, changes={"comment": "Better"})
+    assert receiver.wait(2)
+    first, second = (
+        verify_standard_webhook(endpoint.secret, r["headers"], r["body"]) for r in receiver.requests
+    )
+    assert set(first) == {"event_type", "event_id", "event_data"}
+    assert first["event_type"] == "survey_response.created"
+    assert second["event_type"] == "survey_response.updated"
+    assert first["event_id"] != second["event_id"]
+    data = first["event_data"]
+    assert data["id"] == str(response.pk)
+    assert (data["score"], data["comment"], data["survey_type"]) == (4, "Too slow", "nps")
+    assert data["tags"] == ["speed"]
+    assert isinstance(data["created_at"], int)
+    assert data["person"]["email"] == "ann@initech.example"
+    assert data["person"]["id"] == str(response.contact_id)
+    assert second["event_data"]["comment"] == "Better"
+    with scopes_disabled():
+        logged = sorted(WebhookDelivery.objects.filter(endpoint=endpoint).values_list("event_type"))
+    assert logged == [("survey_response.created",), ("survey_response.updated",)]
+
+
+def test_it_keeps_the_standard_shape_beside_a_delighted_endpoint(
+    world, django_capture_on_commit_callbacks
+):
+    standard = make_endpoint(world, f"https://{PUBLIC_IP}/std")
+    delighted = make_endpoint(world, f"https://{PUBLIC_IP}/dlt", payload_format="delighted")
+    response = record(world, score=10)
+    with scope(organization=world), django_capture_on_commit_callbacks():
+        webhooks.deliveries_fan_out(organization=world, created_ids=[response.pk], updated_ids=[])
+    with scopes_disabled():
+        by_endpoint = {
+            d.endpoint_id: d.payload for d in WebhookDelivery.objects.filter(organization=world)
+        }
+    assert by_endpoint[standard.pk]["type"] == "response.created"
+    assert by_endpoint[standard.pk]["data"]["id"] == response.pk
+    assert by_endpoint[delighted.pk]["event_type"] == "survey_response.created"
+
+
+def test_it_sends_follow_up_events_to_standard_endpoints_only(
+    world, django_capture_on_commit_callbacks
+):
+    standard = make_endpoint(world, f"https://{PUBLIC_IP}/std")
+    make_endpoint(world, f"https://{PUBLIC_IP}/dlt", payload_format="delighted")
+    with scope(organization=world), django_capture_on_commit_callbacks():
+        webhooks.event_emit(
+            organization=world, event_type="followup.closed", key="fu-1", data={"id": 1}
+        )
+    with scopes_disabled():
+        endpoints = list(WebhookDelivery.objects.values_list("endpoint_id", flat=True))
+    assert endpoints == [standard.pk]
+
+
+def test_it_sends_unsubscribe_created_in_delighted_shape(
+    world, receiver, django_capture_on_commit_callbacks
+):
+    endpoint = make_endpoint(world, receiver.url(), payload_format="delighted")
+    make_endpoint(world, f"https://{PUBLIC_IP}/std")
+    with scope(organization=world), django_capture_on_commit_callbacks(execute=True):
+        contact = Contact.objects.get(email="ann@initech.example")
+        contact.suppressed_at = now()
+        first = webhooks.delighted_unsubscribe_emit(organization=world, contact=contact)
+        again = webhooks.delighted_unsubscribe_emit(organization=world, contact=contact)
+    assert len(first) == 1
+    assert again == []
+    assert receiver.wait(1)
+    body = verify_standard_webhook(
+        endpoint.secret, receiver.requests[0]["headers"], receiver.requests[0]["body"]
+    )
+    assert body["event_type"] == "unsubscribe.created"
+    assert body["event_data"]["person"]["email"] == "ann@initech.example"
+    assert isinstance(body["event_data"]["unsubscribed_at"], int)
+
+
+def test_it_creates_a_delighted_format_endpoint_from_the_form(org_a, as_alice, public_dns):
+    response = as_alice.post(
+        reverse("response_settings:webhooks"),
+        {"url": "https://hooks.example.com/d", "events": ["all"], "payload_format": "delighted"},
+    )
+    assert response.status_code == 302
+    with scopes_disabled():
+        endpoint = WebhookEndpoint.objects.get(organization=org_a)
+    assert endpoint.payload_format == "delighted"
+    page = as_alice.get(response.url).content.decode()
+    assert "Delighted ({event_type, event_id, event_data})" in page
+
+
+def test_it_refuses_an_unknown_payload_format(org_a, as_alice, public_dns):
+    response = as_alice.post(
+        reverse("response_settings:webhooks"),
+        {"url": "https://hooks.example.com/d", "events": ["all"], "payload_format": "xml"},
+    )
+    assert response.status_code == 200
+    assert "payload_format" in response.context["form"].errors
+    with scopes_disabled():
+        assert not WebhookEndpoint.objects.filter(organization=org_a).exists()
