@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "surveys",
     "followups",
     "insights",
+    "compat",
 ]
 
 MIDDLEWARE = [
@@ -143,6 +144,9 @@ else:
 
 # Celery reads every CELERY_* setting below (see nps_platform/celery.py).
 CELERY_BROKER_URL = REDIS_URL or "memory://"
+if REDIS_URL and REDIS_URL.startswith("redis://"):
+    # kombu's Redis transport, minus a new client per published message (broker.py).
+    CELERY_BROKER_TRANSPORT = "nps_platform.broker:Transport"
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_IGNORE_RESULT = True
@@ -154,6 +158,10 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# On Redis, priority 0 (every task's default) is served first: under a burst of answers the
+# worker opens follow-ups (their drafts compute the comment's themes themselves) before it
+# analyses the comments, which then lag by seconds.
+CELERY_TASK_ROUTES = {"responses.analyze": {"priority": 6}}
 # Redis re-delivers an unacknowledged message after the visibility timeout; every time
 # limit stays well below it so a slow task is never delivered twice while it still runs.
 CELERY_BROKER_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 3600)
@@ -188,6 +196,17 @@ CELERY_BEAT_SCHEDULE = {
         "task": "followups.sweep",
         "schedule": crontab(hour=7, minute=0),
         "args": ["digest"],
+    },
+    # The dashboard's rollups follow every answer within seconds; a nightly exact rebuild
+    # also absorbs any bulk change made outside the response service.
+    "rebuild-insights-rollups": {
+        "task": "insights.rebuild_all",
+        "schedule": crontab(hour=2, minute=30),
+    },
+    # Monday morning: each organization's executives get last week's NPS digest (once).
+    "weekly-exec-digests": {
+        "task": "insights.weekly_digest_sweep",
+        "schedule": crontab(hour=7, minute=15, day_of_week="mon"),
     },
 }
 
@@ -286,6 +305,9 @@ MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 MEDIA_URL = "/media/"
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 IMPORT_MAX_UPLOAD_MB = env_int("IMPORT_MAX_UPLOAD_MB", 100)
+# An imported answer older than this is history: recorded, analysed and counted, but it opens
+# no follow-up and sends no Slack alert (responses.services.responses_record).
+IMPORT_FOLLOWUP_MAX_AGE_DAYS = env_int("IMPORT_FOLLOWUP_MAX_AGE_DAYS", 14)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 20 * 1024 * 1024  # JSON bodies of up to 1,000 items
 
 STORAGES = {

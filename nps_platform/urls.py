@@ -17,6 +17,7 @@ api_patterns = (
         path("", include("responses.api_urls")),
         path("", include("surveys.api_urls")),
         path("", include("followups.api_urls")),
+        path("", include("insights.api_urls")),
     ],
     "api",
 )
@@ -87,12 +88,15 @@ urlpatterns = [
     path("settings/", include(settings_patterns)),
     path("settings/", include("responses.settings_urls")),
     path("settings/", include("followups.settings_urls")),
+    path("settings/", include("compat.settings_urls")),
     path("queue/", include("followups.urls")),
     path("dashboard/", include("insights.urls")),
     path("responses/", include("responses.urls")),
     path("accounts/", include("accounts.urls")),
     path("surveys/", include("surveys.urls")),
     path("api/v1/", include(api_patterns)),
+    # Delighted's REST API, for integrations moving over (compat/urls.py).
+    path("delighted/v1/", include("compat.urls")),
     path("", include("surveys.public_urls")),
     # The ESP's tracking webhooks (bounces, complaints, opens), behind ANYMAIL_WEBHOOK_SECRET.
     path("anymail/", include(("anymail.urls", "anymail"))),

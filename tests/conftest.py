@@ -2,6 +2,7 @@
 and mallory (admin of org B, the outsider)."""
 
 import pytest
+from celery._state import _set_task_join_will_block
 from django_scopes import scopes_disabled
 
 from nps_platform.celery import app as celery_app
@@ -17,6 +18,10 @@ def _fast_and_in_process(settings, request, tmp_path):
     # Ordinary tests run tasks in-process even when REDIS_URL is set (as under CI); the
     # tests marked redis_worker switch this off and use a real worker.
     eager = request.node.get_closest_marker("redis_worker") is None
+    if eager:
+        # A real worker started earlier in this process (start_worker) leaves Celery
+        # believing it runs inside a task, which refuses an eager result's .get().
+        _set_task_join_will_block(False)
     previous = celery_app.conf.task_always_eager
     celery_app.conf.task_always_eager = eager
     yield
