@@ -13,6 +13,7 @@ import gc
 import io
 import logging
 import re
+import sys
 import tempfile
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +35,7 @@ from nps_platform.models import Organization
 logger = logging.getLogger(__name__)
 
 HEAD_BYTES = 64 * 1024
+READER_SLICE_SECONDS = 0.0005
 SAMPLE_ROWS = 5
 PROPERTIES_PREFIX = "properties."
 DELIMITERS = (",", ";", "\t", "|")
@@ -485,6 +487,10 @@ def _process(organization: Organization, job: ImportJob) -> None:
     # import runs (the worker runs one task at a time).
     thresholds = gc.get_threshold()
     gc.set_threshold(50_000, 20, 100)
+    # The writing thread mostly waits on PostgreSQL; each answer must get the interpreter
+    # back from the busy reader thread quickly, not after the default 5 ms slice.
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(READER_SLICE_SECONDS)
     try:
         with (
             job.file.open("rb") as handle,
@@ -535,6 +541,7 @@ def _process(organization: Organization, job: ImportJob) -> None:
     finally:
         report.close()
         gc.set_threshold(*thresholds)
+        sys.setswitchinterval(switch_interval)
     jobs.update(
         status=ImportStatus.DONE,
         total_rows=processed,
