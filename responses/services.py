@@ -21,10 +21,10 @@ from accounts import cleaning
 from accounts import services as account_services
 from accounts.models import Account, Contact
 from nps_platform.models import Organization
-from responses import analysis, events
+from responses import analysis
 from responses.classification import classify
 from responses.models import Channel, Response, Theme
-from responses.tasks import analyze_responses
+from responses.tasks import analyze_responses, announce_recorded
 
 MAX_BATCH = 1000
 MAX_COMMENT = 10_000
@@ -260,9 +260,9 @@ def responses_record(
     change nothing. The contact is found by contact_id, contact_external_id or email, and
     created with its account when `create_missing`. With `skip_unchanged` (a re-import), an
     existing response the item would not change is "unchanged": not written, no event. On
-    commit, `events.response_recorded` is sent once for the batch, with `historical_ids`:
-    the imported answers older than settings.IMPORT_FOLLOWUP_MAX_AGE_DAYS (history: they
-    open no follow-up and alert no one).
+    commit, one `responses.announce` task sends `events.response_recorded` for the batch,
+    with `historical_ids`: the imported answers older than
+    settings.IMPORT_FOLLOWUP_MAX_AGE_DAYS (history: they open no follow-up and alert no one).
     """
     if channel not in Channel.values:
         raise ValueError(f"Unknown channel {channel!r}.")
@@ -431,15 +431,7 @@ def _record_batch(organization, items, channel, create_missing, skip_unchanged=F
         horizon = moment - timedelta(days=settings.IMPORT_FOLLOWUP_MAX_AGE_DAYS)
         historical_ids = [r.pk for r in saved if r.submitted_at < horizon]
     if created_ids or updated_ids:
-        transaction.on_commit(
-            lambda: events.response_recorded.send(
-                sender=Response,
-                organization_id=organization.pk,
-                created_ids=created_ids,
-                updated_ids=updated_ids,
-                historical_ids=historical_ids,
-            )
-        )
+        announce_recorded.delay_on_commit(organization.pk, created_ids, updated_ids, historical_ids)
     return RecordReport(results=results)
 
 
@@ -622,14 +614,7 @@ def response_update(*, organization: Organization, response: Response, changes: 
     response.updated_at = now()
     with transaction.atomic():
         response.save(update_fields=["comment", "has_comment", "tags", "updated_at"])
-        transaction.on_commit(
-            lambda: events.response_recorded.send(
-                sender=Response,
-                organization_id=organization.pk,
-                created_ids=[],
-                updated_ids=[response.pk],
-            )
-        )
+        announce_recorded.delay_on_commit(organization.pk, [], [response.pk], [])
     return response
 
 

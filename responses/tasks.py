@@ -4,7 +4,29 @@ from celery import shared_task
 
 from nps_platform.celery import tenant_task
 from nps_platform.models import Organization
-from responses import analysis, slack, webhooks
+from responses import analysis, events, slack, webhooks
+from responses.models import Response
+
+
+@tenant_task(name="responses.announce", acks_late=True)
+def announce_recorded(
+    organization_id: int,
+    created_ids: list[int],
+    updated_ids: list[int],
+    historical_ids: list[int],
+) -> int:
+    """Sends `events.response_recorded` for a committed batch, in the worker: the request
+    that recorded it publishes this one message, and the receivers (follow-ups, analysis,
+    webhooks, Slack, rollups, invitations) enqueue their own tasks from here. Each of those
+    is idempotent, so a redelivered announcement changes nothing."""
+    events.response_recorded.send(
+        sender=Response,
+        organization_id=organization_id,
+        created_ids=created_ids,
+        updated_ids=updated_ids,
+        historical_ids=historical_ids,
+    )
+    return len(created_ids) + len(updated_ids)
 
 
 @tenant_task(name="responses.analyze", acks_late=True)  # lower priority: CELERY_TASK_ROUTES
