@@ -653,29 +653,7 @@ def event_emit(*, organization: Organization, event_type: str, key: str, data: d
     moment = now()
     event_id = "evt_" + hashlib.sha256(key.encode()).hexdigest()[:32]
     payload = {"type": event_type, "timestamp": moment.isoformat(), "data": data}
-    with transaction.atomic():
-        WebhookDelivery.objects.bulk_create(
-            [
-                WebhookDelivery(
-                    organization=organization,
-                    endpoint=endpoint,
-                    event_id=event_id,
-                    event_type=event_type,
-                    payload=payload,
-                    next_attempt_at=moment,
-                    created_at=moment,
-                )
-                for endpoint in endpoints
-            ],
-            ignore_conflicts=True,
-        )
-        delivery_ids = list(
-            WebhookDelivery.objects.filter(
-                organization=organization, event_id=event_id, created_at=moment
-            ).values_list("pk", flat=True)
-        )
-        _enqueue(organization.pk, delivery_ids)
-    return delivery_ids
+    return _deliver(organization, endpoints, event_id, event_type, payload, moment)
 
 
 def send_test_event(*, organization: Organization, endpoint: WebhookEndpoint) -> WebhookDelivery:
