@@ -18,7 +18,6 @@ from accounts.models import Account, Contact, SuppressionReason
 from compat.models import ACCOUNT_TARGETS, AutopilotMembership, CompatSettings
 from nps_platform.models import Organization
 from responses import services as response_services
-from responses import webhooks
 from responses.models import Channel, Response
 from surveys import scheduler, tracking
 from surveys.models import Invitation, InvitationState, Programme
@@ -500,15 +499,13 @@ def unsubscribe(*, organization: Organization, email_value) -> Contact:
             if report.results[0].status == "error":
                 _fail("person_email", " ".join(sum(report.results[0].errors.values(), [])))
             contact = Contact.objects.get(organization=organization, pk=report.results[0].id)
-        changed = tracking.contact_suppress(
+        tracking.contact_suppress(
             organization=organization,
             contact=contact,
             reason=SuppressionReason.UNSUBSCRIBED,
             note="Unsubscribed through the Delighted-compatible API.",
         )
-        contact.refresh_from_db()
-        if changed:
-            webhooks.delighted_unsubscribe_emit(organization=organization, contact=contact)
+        contact.refresh_from_db()  # the suppression also sent unsubscribe.created
     return contact
 
 

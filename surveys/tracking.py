@@ -20,6 +20,7 @@ from django_scopes import scope, scopes_disabled
 
 from accounts import services as account_services
 from accounts.models import Contact, SuppressionReason
+from responses import webhooks
 from surveys.models import EmailEvent, Invitation, InvitationState, SkipReason
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,11 @@ def contact_suppress(*, organization, contact: Contact, reason: str, note: str =
     Invitation.objects.filter(organization=organization, contact=contact, state=S.PLANNED).update(
         state=S.SUPPRESSED, skip_reason=SkipReason.SUPPRESSED
     )
+    if changed and reason == SuppressionReason.UNSUBSCRIBED:
+        # However the person unsubscribed (the email's link, the ESP, the API): the
+        # endpoints that take Delighted's format get its unsubscribe.created.
+        contact.refresh_from_db(fields=["suppressed_reason", "suppressed_at"])
+        webhooks.delighted_unsubscribe_emit(organization=organization, contact=contact)
     return changed
 
 

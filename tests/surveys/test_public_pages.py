@@ -13,7 +13,7 @@ from django.utils.timezone import now
 from django_scopes import scopes_disabled
 
 from accounts.models import Contact
-from responses.models import Response
+from responses.models import Response, WebhookDelivery, WebhookEndpoint
 from surveys import public_views, tokens
 from surveys.models import Invitation, InvitationState, SkipReason
 from tests.accounts.factories import ContactFactory
@@ -477,3 +477,20 @@ def test_it_explains_a_bad_link_in_the_browsers_language(cookieless):
     assert response.status_code == 400
     assert '<html lang="de">' in body(response)
     assert "Dieser Umfrage-Link ist ungültig." in body(response)
+
+
+def test_it_announces_an_unsubscribe_from_the_link_to_delighted_format_endpoints(
+    cookieless, invitation, contact, org_a
+):
+    with scopes_disabled():
+        delighted = WebhookEndpoint.objects.create(
+            organization=org_a, url="https://93.184.216.34/d", payload_format="delighted"
+        )
+        WebhookEndpoint.objects.create(organization=org_a, url="https://93.184.216.34/s")
+
+    cookieless.post(unsubscribe_url(invitation))
+    cookieless.post(unsubscribe_url(invitation))  # already unsubscribed: no second event
+
+    with scopes_disabled():
+        deliveries = list(WebhookDelivery.objects.values_list("endpoint_id", "event_type"))
+    assert deliveries == [(delighted.pk, "unsubscribe.created")]
