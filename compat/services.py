@@ -354,7 +354,7 @@ def survey_schedule(
     if programme is None:
         return None
     # surveys.scheduler plans triggered sends in one function; it is the rule to reuse.
-    _, invitation = scheduler._plan_triggered(
+    _, invitation = scheduler.invitation_plan_triggered(
         organization=organization, programme=programme, contact=contact, name=TRIGGER, moment=at
     )
     return invitation

@@ -879,7 +879,7 @@ def _triggered_delay(programme: Programme, name: str) -> int | None:
     return None
 
 
-def _plan_triggered(
+def invitation_plan_triggered(
     *,
     organization: Organization,
     programme: Programme,
@@ -887,6 +887,9 @@ def _plan_triggered(
     name: str,
     moment: datetime,
 ) -> tuple[str, Invitation | None]:
+    """Plans one triggered invitation of `programme` for `contact` at the first send window
+    after `moment`, if eligibility allows. Returns what happened, in words, and the
+    invitation (None when skipped). Event triggers and the Delighted-compatible API use it."""
     zone = zone_of(contact.timezone, organization.timezone)
     planned_for = next_in_window(programme, zone, moment)
     reason = eligibility.contact_skip_reason(
@@ -959,7 +962,7 @@ def touchpoint_record(
             if delay is None:
                 continue
             moment = max(occurred_at + timedelta(days=delay), current_time())
-            outcome, invitation = _plan_triggered(
+            outcome, invitation = invitation_plan_triggered(
                 organization=organization,
                 programme=programme,
                 contact=contact,
