@@ -143,7 +143,7 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # Celery reads every CELERY_* setting below (see nps_platform/celery.py).
-CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_BROKER_URL = REDIS_URL or "memory://localhost/"  # in-process mode: never used
 if REDIS_URL and REDIS_URL.startswith("redis://"):
     # kombu's Redis transport, minus a new client per published message (broker.py).
     CELERY_BROKER_TRANSPORT = "nps_platform.broker:Transport"
