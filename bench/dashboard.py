@@ -348,11 +348,24 @@ def measure(organization, *, filled, rebuilt):
           "60-second cache (target ≤ 300 ms)")  # fmt: skip
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
     with scope(organization=organization):
-        print("\nper figure (one run each):")
+        print("\nper figure (median of 3 runs; CPU per run):")
         for name in FIGURES:
-            started = time.perf_counter()
-            getattr(metrics, name)(organization, filters)
-            print(f"  {name:<16} {(time.perf_counter() - started) * 1000:8.1f} ms")
+            walls, cpu_before, db_before = [], time.process_time(), database_cpu()
+            for _ in range(3):
+                started = time.perf_counter()
+                getattr(metrics, name)(organization, filters)
+                walls.append(time.perf_counter() - started)
+            python_cpu = (time.process_time() - cpu_before) / 3
+            db_after = database_cpu()
+            db_cpu = (
+                "?"
+                if db_before is None or db_after is None
+                else (f"{(db_after - db_before) / 3 * 1000:6.1f}")
+            )
+            print(
+                f"  {name:<16} {statistics.median(walls) * 1000:8.1f} ms  (Python "
+                f"{python_cpu * 1000:6.1f} ms, PostgreSQL {db_cpu} ms)"
+            )
 
 
 if __name__ == "__main__":

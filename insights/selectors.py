@@ -138,6 +138,28 @@ def responses_in(organization, filters):
     return responses
 
 
+def _response_filters(organization, filters, *, prefix: str = "") -> Q:
+    """What `responses_in` selects, as conditions on a related response (`prefix`), so a
+    query over a table pointing at responses joins them once instead of a subquery."""
+    low, high = _bounds(filters)
+    q = Q(
+        **{
+            f"{prefix}organization": organization,
+            f"{prefix}submitted_at__gte": low,
+            f"{prefix}submitted_at__lt": high,
+        }
+    )
+    if filters.survey_id is not None:
+        q &= Q(**{f"{prefix}survey_id": filters.survey_id})
+    if filters.channel is not None:
+        q &= Q(**{f"{prefix}channel": filters.channel})
+    if filters.segment_id is not None:
+        q &= Q(**{f"{prefix}account__in": _segment_accounts(organization, filters.segment_id)})
+    if filters.owner_id is not None:
+        q &= Q(**{f"{prefix}account__owner_id": filters.owner_id})
+    return q
+
+
 def _rollup_in(organization, filters):
     rows = DailyScore.objects.filter(
         organization=organization, day__gte=filters.since, day__lte=filters.until
@@ -292,46 +314,65 @@ def _account_scores(organization, filters) -> pd.DataFrame:
         .order_by()
     )
     sql, params = inner.query.sql_with_params()
+    accounts_table = Account._meta.db_table
+    # The account's columns come in the same statement (a join on the grouped rows), not
+    # through a second query listing every account id.
     query = f"""
-        SELECT account_id, AVG(CASE WHEN rn = 1 THEN score * 1.0 END),
-            SUM(CASE WHEN rn = 1 THEN 1 ELSE 0 END), MAX(submitted_at),
-            SUM(CASE WHEN score >= 9 THEN 1 ELSE 0 END),
-            SUM(CASE WHEN score BETWEEN 7 AND 8 THEN 1 ELSE 0 END),
-            SUM(CASE WHEN score <= 6 THEN 1 ELSE 0 END)
+        SELECT s.account_id, s.score, s.respondents, s.last_at, s.p, s.pa, s.d,
+            a.name, a.arr, a.renewal_date, a.churned_at
         FROM (
-            SELECT t.account_id, t.score, t.submitted_at, ROW_NUMBER() OVER (
-                PARTITION BY COALESCE(t.contact_id, -t.id)
-                ORDER BY t.submitted_at DESC, t.id DESC
-            ) AS rn
-            FROM ({sql}) t
-        ) latest
-        GROUP BY account_id
+            SELECT account_id, SUM(CASE WHEN rn = 1 THEN score ELSE 0 END) AS score,
+                COUNT(CASE WHEN rn = 1 THEN 1 END) AS respondents,
+                MAX(submitted_at) AS last_at,
+                COUNT(CASE WHEN score >= 9 THEN 1 END) AS p,
+                COUNT(CASE WHEN score BETWEEN 7 AND 8 THEN 1 END) AS pa,
+                COUNT(CASE WHEN score <= 6 THEN 1 END) AS d
+            FROM (
+                SELECT t.account_id, t.score, t.submitted_at, ROW_NUMBER() OVER (
+                    PARTITION BY COALESCE(t.contact_id, -t.id)
+                    ORDER BY t.submitted_at DESC, t.id DESC
+                ) AS rn
+                FROM ({sql}) t
+            ) latest
+            GROUP BY account_id
+        ) s
+        LEFT JOIN {accounts_table} a ON a.id = s.account_id AND a.organization_id = %s
     """  # noqa: S608 - compiled ORM SQL and table names from _meta
     with connection.cursor() as cursor:
-        cursor.execute(query, params)
+        cursor.execute(query, (*params, organization.pk))
         rows = cursor.fetchall()
     frame = pd.DataFrame.from_records(
-        rows, columns=["account_id", "score", "respondents", "last_at", "p", "pa", "d"]
-    )
-    frame["score"] = frame["score"].astype(float)
+        rows,
+        columns=[
+            "account_id", "score", "respondents", "last_at", "p", "pa", "d",
+            "name", "arr", "renewal_date", "churned_at",
+        ],
+    )  # fmt: skip
     for column in ("respondents", "p", "pa", "d"):
         frame[column] = frame[column].astype(int)
+    # The mean of the respondents' latest scores: integer sums in SQL (cheaper than a
+    # decimal average), divided here; NaN for an account none of whose respondents' latest
+    # answer is its own, as AVG over no rows gave NULL.
+    frame["score"] = frame["score"].astype(float) / frame["respondents"].astype(float)
     frame["last_at"] = [_as_datetime(v) for v in frame["last_at"]]
     frame["category"] = frame["score"].map(classify_mean)
     if rows:
-        ids = frame["account_id"].tolist()
-        accounts = pd.DataFrame.from_records(
-            list(
-                Account.objects.filter(organization=organization, pk__in=ids).values_list(
-                    "pk", "name", "arr", "renewal_date", "churned_at"
-                )
-            ),
-            columns=["account_id", "name", "arr", "renewal_date", "churned_at"],
-        )
-        frame = frame.merge(accounts, on="account_id", how="left")
-    else:
-        for column in ("name", "arr", "renewal_date", "churned_at"):
-            frame[column] = pd.Series(dtype=object)
+        # As the ORM hands them back: Decimal ARR, dates and aware datetimes (SQLite's raw
+        # cursor gives text and floats).
+        arr_field = Account._meta.get_field("arr")
+        frame["arr"] = [
+            None if v is None else arr_field.to_python(v) for v in frame["arr"].tolist()
+        ]
+        frame["renewal_date"] = [
+            None if v is None else (date.fromisoformat(v) if isinstance(v, str) else v)
+            for v in frame["renewal_date"].tolist()
+        ]
+        frame["churned_at"] = [
+            None if v is None or pd.isna(v) else _as_datetime(v)
+            for v in frame["churned_at"].tolist()
+        ]
+    frame = frame[["account_id", "score", "respondents", "last_at", "p", "pa", "d", "category",
+                   "name", "arr", "renewal_date", "churned_at"]]  # fmt: skip
     return frame
 
 
@@ -558,19 +599,11 @@ def loop_health(organization, filters):
     responses = responses_in(organization, filters).filter(DETRACTOR_Q)
     followups = FollowUp.objects.filter(organization=organization, response__in=responses)
     moment = timezone.now()
-    # One pass: the counts per outcome ("" for none yet), summed here.
-    by_outcome = list(
-        followups.values("outcome")
-        .annotate(
-            n=Count("id"),
-            in_sla=Count(
-                "id", filter=Q(first_contact_at__isnull=False, first_contact_at__lte=F("due_at"))
-            ),
-            open=Count("id", filter=Q(status__in=OPEN_STATUSES)),
-            overdue=Count("id", filter=Q(status__in=OPEN_STATUSES, due_at__lt=moment)),
-        )
-        .order_by()
-    )
+    if connection.vendor == "postgresql":
+        by_outcome, (to_contact, to_close) = _loop_counts_pg(followups, moment)
+    else:
+        by_outcome = _loop_counts(followups, moment)
+        to_contact, to_close = _median_hours(followups)
     totals = {
         key: sum(row[key] for row in by_outcome) for key in ("n", "in_sla", "open", "overdue")
     }
@@ -580,7 +613,6 @@ def loop_health(organization, filters):
             key=lambda item: (-item[1], item[0]),
         )
     )
-    to_contact, to_close = _median_hours(followups)
     saved, accounts = _saves(responses)
     n = totals["n"]
     return m.LoopHealth(
@@ -597,6 +629,58 @@ def loop_health(organization, filters):
     )
 
 
+def _loop_counts_pg(followups, moment):
+    """The counts per outcome and the two medians in one statement (PostgreSQL): grouping
+    sets give a row per outcome plus the total row that carries the medians."""
+    inner = followups.values(
+        "outcome", "status", "due_at", "first_contact_at", "closed_at", "created_at"
+    ).order_by()
+    sql, params = inner.query.sql_with_params()
+    open_statuses = list(OPEN_STATUSES)
+    query = f"""
+        SELECT GROUPING(t.outcome), t.outcome, COUNT(*),
+            COUNT(*) FILTER (WHERE t.first_contact_at IS NOT NULL
+                             AND t.first_contact_at <= t.due_at),
+            COUNT(*) FILTER (WHERE t.status = ANY(%s)),
+            COUNT(*) FILTER (WHERE t.status = ANY(%s) AND t.due_at < %s),
+            percentile_cont(0.5) WITHIN GROUP
+                (ORDER BY EXTRACT(EPOCH FROM t.first_contact_at - t.created_at)),
+            percentile_cont(0.5) WITHIN GROUP
+                (ORDER BY EXTRACT(EPOCH FROM t.closed_at - t.created_at))
+        FROM ({sql}) t
+        GROUP BY GROUPING SETS ((t.outcome), ())
+    """  # noqa: S608 - compiled ORM SQL
+    with connection.cursor() as cursor:
+        cursor.execute(query, (open_statuses, open_statuses, moment, *params))
+        rows = cursor.fetchall()
+    by_outcome = []
+    medians = (None, None)
+    for total_row, outcome, n, in_sla, open_, overdue, to_contact, to_close in rows:
+        if total_row:
+            medians = tuple(None if v is None else float(v) / 3600 for v in (to_contact, to_close))
+        else:
+            by_outcome.append(
+                {"outcome": outcome, "n": n, "in_sla": in_sla, "open": open_, "overdue": overdue}
+            )
+    return by_outcome, medians
+
+
+def _loop_counts(followups, moment):
+    """The counts per outcome ("" for none yet), one grouped query."""
+    return list(
+        followups.values("outcome")
+        .annotate(
+            n=Count("id"),
+            in_sla=Count(
+                "id", filter=Q(first_contact_at__isnull=False, first_contact_at__lte=F("due_at"))
+            ),
+            open=Count("id", filter=Q(status__in=OPEN_STATUSES)),
+            overdue=Count("id", filter=Q(status__in=OPEN_STATUSES, due_at__lt=moment)),
+        )
+        .order_by()
+    )
+
+
 RENEWED_AFTER_DAYS = 365
 
 
@@ -604,21 +688,41 @@ def _saves(detractor_responses) -> tuple[int, int]:
     """(saved, detractor accounts): an account with a detractor answer in the period is
     saved when its latest answer came after that one and scored higher than its lowest
     detractor score in the period, or when it did not churn and its renewal date lies a year
-    or more past its first detractor answer (a new term was signed). One grouped query."""
-    rows = (
+    or more past its first detractor answer (a new term was signed). One grouped query;
+    on PostgreSQL the two counts come back from the database, not row by row."""
+    grouped = (
         detractor_responses.filter(account__isnull=False)
         .values("account_id")
         .annotate(first_at=Min("submitted_at"), worst=Min("score"))
-        .values_list(
-            "first_at",
-            "worst",
-            "account__last_score",
-            "account__last_score_at",
-            "account__renewal_date",
-            "account__churned_at",
-        )
-        .order_by()
     )
+    if connection.vendor == "postgresql":
+        sql, params = (
+            grouped.values("account_id", "first_at", "worst").order_by().query.sql_with_params()
+        )
+        accounts_table = Account._meta.db_table
+        query = f"""
+            SELECT COUNT(*) FILTER (WHERE
+                (a.last_score_at IS NOT NULL AND a.last_score_at > d.first_at
+                 AND COALESCE(a.last_score, 0) > d.worst)
+                OR (a.churned_at IS NULL AND a.renewal_date IS NOT NULL
+                    AND a.renewal_date >= (d.first_at AT TIME ZONE %s)::date + %s)),
+                COUNT(*)
+            FROM ({sql}) d JOIN {accounts_table} a ON a.id = d.account_id
+        """  # noqa: S608 - compiled ORM SQL and table names from _meta
+        with connection.cursor() as cursor:
+            cursor.execute(
+                query, (timezone.get_current_timezone_name(), RENEWED_AFTER_DAYS, *params)
+            )
+            saved, total = cursor.fetchone()
+        return int(saved), int(total)
+    rows = grouped.values_list(
+        "first_at",
+        "worst",
+        "account__last_score",
+        "account__last_score_at",
+        "account__renewal_date",
+        "account__churned_at",
+    ).order_by()
     saved = total = 0
     for first_at, worst, last_score, last_at, renewal_date, churned_at in rows:
         total += 1
@@ -639,9 +743,9 @@ def _saves(detractor_responses) -> tuple[int, int]:
 def themes(organization, filters) -> list:
     """The most mentioned themes with detractor and promoter counts and a per-period trend,
     from one grouped query (theme × period), totalled here."""
-    responses = responses_in(organization, filters)
     rows = (
-        ResponseTheme.objects.filter(organization=organization, response__in=responses)
+        ResponseTheme.objects.filter(organization=organization)
+        .filter(_response_filters(organization, filters, prefix="response__"))
         .annotate(bucket=Trunc("response__submitted_at", filters.period, output_field=DateField()))
         .values("theme", "bucket")
         .annotate(

@@ -468,3 +468,21 @@ def test_it_puts_no_revenue_at_risk_without_detractor_accounts(org_a):
     level = compute(org_a, "account_level")
     assert level.nps.nps == 100.0
     assert level.revenue_weighted_nps is None  # no ARR to weigh
+
+
+def test_it_counts_a_detractor_account_that_renewed_a_year_on_as_saved(org_a):
+    def detractor_account(renewal_days, churned=False):
+        account = AccountFactory(
+            organization=org_a,
+            renewal_date=DAY + datetime.timedelta(days=renewal_days),
+            churned_at=at(DAY) if churned else None,
+        )
+        answers(org_a, [3], account=account)
+        return account
+
+    detractor_account(365)  # a new term a year after its detractor answer: saved
+    detractor_account(364)  # a day short of a year: not saved
+    detractor_account(400, churned=True)  # churned: not saved
+    loop = compute(org_a, "loop_health")
+    assert (loop.saved, loop.detractor_accounts) == (1, 3)
+    assert loop.save_rate == pytest.approx(1 / 3)
