@@ -3,7 +3,7 @@
 Creates a scratch database (dropped at the end), fills it in SQL over generate_series
 (10,000 accounts, 200,000 contacts, 1,000,000 responses over 730 days with comments,
 themes, detractor follow-ups and invitations, 5 segments, plus another organization's
-200,000 responses as noise), rebuilds the daily rollup, then times, in the same run:
+200,000 responses as noise), rebuilds the rollups, then times, in the same run:
 
 - the full dashboard computation (`insights.metrics.dashboard`, default filters: the last
   12 months by month);
@@ -11,7 +11,11 @@ themes, detractor follow-ups and invitations, 5 segments, plus another organizat
 - one raw SQL query computing the headline NPS and the monthly trend from the responses.
 
 Prints the median of several runs of each, their ratio, the Python and PostgreSQL CPU per
-run, and the load average.
+run (our backend's: with parallel query its workers' CPU is not counted; `--serial` turns
+parallel query off so it is), the load average, and each figure on its own. `--keep`
+keeps the scratch database and `--reuse` measures it again as it is (after migrating it,
+which rebuilds a new rollup, and a VACUUM ANALYZE), so the few minutes of filling are paid
+once.
 
     export DATABASE_URL=postgres://postgres@127.0.0.1:5432/nps_dev
     .venv/bin/python bench/dashboard.py
@@ -39,7 +43,7 @@ from django.utils import timezone  # noqa: E402
 from django_scopes import scope, scopes_disabled  # noqa: E402
 
 from accounts import services as account_services  # noqa: E402
-from insights import metrics, services  # noqa: E402
+from insights import metrics, selectors, services  # noqa: E402
 from nps_platform import services as platform_services  # noqa: E402
 from nps_platform.celery import app as celery_app  # noqa: E402
 
@@ -218,6 +222,12 @@ def main():
     parser.add_argument("--contacts", type=int, default=200_000)
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     parser.add_argument(
+        "--serial",
+        action="store_true",
+        help="no parallel query workers, so the PostgreSQL CPU column counts all of it (it "
+        "reads only our backend's CPU, not its workers')",
+    )
+    parser.add_argument(
         "--reuse", action="store_true", help="reuse a kept scratch database as it is (no fill)"
     )
     args = parser.parse_args()
@@ -240,12 +250,17 @@ def main():
 
 
 def run(args):
+    if args.serial:
+        with connection.cursor() as cursor:
+            cursor.execute("SET max_parallel_workers_per_gather = 0")
     from nps_platform.models import Organization
     from surveys import services as survey_services
 
     with scopes_disabled():
         existing = Organization.objects.filter(slug="bench").first()
     if args.reuse and existing is not None:
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM ANALYZE")  # a migration may have just filled a rollup
         measure(existing, filled=None, rebuilt=None)
         return
     with scopes_disabled():
@@ -294,6 +309,9 @@ def measure(organization, *, filled, rebuilt):
         cursor.execute("SELECT count(*) FROM insights_dailyscore WHERE organization_id = %s",
                        [organization.pk])  # fmt: skip
         rollup_rows = cursor.fetchone()[0]
+        cursor.execute("SELECT count(*) FROM insights_accountmonth WHERE organization_id = %s",
+                       [organization.pk])  # fmt: skip
+        account_months = cursor.fetchone()[0]
     made = (
         "reused"
         if filled is None
@@ -301,7 +319,8 @@ def measure(organization, *, filled, rebuilt):
     )
     print(
         f"database: PostgreSQL {connection.pg_version // 10000}; {ours:,} responses in the "
-        f"organization, {total - ours:,} in another; {made}; {rollup_rows:,} rollup rows"
+        f"organization, {total - ours:,} in another; {made}; {rollup_rows:,} daily rollup "
+        f"rows, {account_months:,} account-month rows"
     )
 
     with scope(organization=organization):
@@ -347,6 +366,16 @@ def measure(organization, *, filled, rebuilt):
     print(f"full dashboard: {full_s * 1000:.0f} ms computed, {cached_s * 1000:.1f} ms from the "
           "60-second cache (target ≤ 300 ms)")  # fmt: skip
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
+    with scope(organization=organization):
+        rolled = selectors.account_scores(organization, filters)
+        raw = selectors.account_scores(organization, filters, raw=True)
+    same = (
+        rolled.sort_values("account_id")
+        .reset_index(drop=True)
+        .equals(raw.sort_values("account_id").reset_index(drop=True))
+    )
+    print(f"per-account rows from the rollups equal the raw window: {same}")
+    assert same, "the account rollups disagree with the responses"
     with scope(organization=organization):
         print("\nper figure (median of 3 runs; CPU per run):")
         for name in FIGURES:

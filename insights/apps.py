@@ -9,8 +9,10 @@ class InsightsConfig(AppConfig):
 
         from django.db import transaction
         from django.db.models.signals import post_delete
+        from django_scopes import scope
 
-        from insights import tasks
+        from accounts.models import Account, Contact
+        from insights import services, tasks
         from responses import events
         from responses.models import Response
 
@@ -22,28 +24,63 @@ class InsightsConfig(AppConfig):
 
         pending = threading.local()
 
-        def flush_deleted():
-            batch, pending.ids = getattr(pending, "ids", {}), {}
-            for organization_id, ids in batch.items():
+        def flush_pending():
+            batch, pending.ids, pending.flush = getattr(pending, "ids", {}), {}, None
+            for (organization_id, kind), ids in batch.items():
                 ids = sorted(ids)
+                if kind != "response":
+                    # Found once per transaction, however many contacts or accounts went
+                    # (on commit the request's scope may be gone: enter the tenant's).
+                    with scope(organization=organization_id):
+                        ids = services.responses_counted_for(organization_id, **{kind: ids})
                 for start in range(0, len(ids), 1000):
                     tasks.rollup_responses.delay(organization_id, ids[start : start + 1000])
 
-        def rollup_on_delete(sender, instance, **kwargs):
-            # One flush per transaction, however many answers it deletes (an erasure, a
-            # cascade): the ids are batched into tasks on commit.
+        def recount_on_commit(organization_id, kind, pk):
+            # One flush per transaction, however many rows it deletes (an erasure, a
+            # cascade): the ids are batched into tasks on commit. A flush that was rolled
+            # back (or already ran) is no longer waiting, so the next change plans another.
             if not hasattr(pending, "ids"):
                 pending.ids = {}
-            pending.ids.setdefault(instance.organization_id, set()).add(instance.pk)
+            pending.ids.setdefault((organization_id, kind), set()).add(pk)
+            flush = getattr(pending, "flush", None)
             waiting = transaction.get_connection().run_on_commit
-            if not any(entry[1] is flush_deleted for entry in waiting):
-                transaction.on_commit(flush_deleted)
+            if flush is None or not any(entry[1] is flush for entry in waiting):
+
+                def flush():
+                    flush_pending()
+
+                pending.flush = flush
+                transaction.on_commit(flush)
+
+        def rollup_on_delete(sender, instance, **kwargs):
+            recount_on_commit(instance.organization_id, "response", instance.pk)
+
+        def rollup_on_contact_delete(sender, instance, **kwargs):
+            # The answers stay, without the contact (an erasure): each becomes its own
+            # respondent in the account figures.
+            recount_on_commit(instance.organization_id, "contacts", instance.pk)
+
+        def rollup_on_account_delete(sender, instance, **kwargs):
+            recount_on_commit(instance.organization_id, "accounts", instance.pk)
 
         events.response_recorded.connect(
             rollup_on_record, dispatch_uid="insights.rollup", weak=False
         )
         post_delete.connect(
             rollup_on_delete, sender=Response, dispatch_uid="insights.rollup_delete", weak=False
+        )
+        post_delete.connect(
+            rollup_on_contact_delete,
+            sender=Contact,
+            dispatch_uid="insights.rollup_contact_delete",
+            weak=False,
+        )
+        post_delete.connect(
+            rollup_on_account_delete,
+            sender=Account,
+            dispatch_uid="insights.rollup_account_delete",
+            weak=False,
         )
 
     def seed_demo(self, *, organization, stdout):

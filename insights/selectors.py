@@ -2,7 +2,11 @@
 
 Every query names the organization and the date range in its WHERE clause. Response
 figures read the daily rollup (`DailyScore`) unless the filters need the account (segment,
-owner); then they read the responses through the (organization, submitted_at) index.
+owner); then they read the responses through the (organization, submitted_at) index. The
+per-account figures (account level, revenue at risk, segments, coverage, churn, saves) read
+`AccountMonth` for the whole months of the range, `RolledResponse` for each respondent's
+latest answer, and the responses for the partial months at the edges; a survey, channel,
+segment or owner filter reads the responses instead.
 """
 
 import math
@@ -12,6 +16,7 @@ from contextvars import ContextVar
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
+import numpy as np
 import pandas as pd
 from django.db import connection
 from django.db.models import Count, DateField, Exists, F, Max, Min, OuterRef, Q, Sum
@@ -22,7 +27,7 @@ from accounts.models import OPEN_TICKET_STATUSES, Account, Segment, SupportTicke
 from accounts.segments import accounts_q
 from followups.models import OPEN_STATUSES, FollowUp
 from insights import metrics as m
-from insights.models import DailyScore
+from insights.models import AccountMonth, DailyScore, RolledResponse
 from responses.analysis import taxonomy_for
 from responses.models import Channel, Response, ResponseTheme
 
@@ -242,19 +247,26 @@ def comment_counts(organization, filters, *, raw: bool = False) -> tuple[int, in
 # --- Segments ------------------------------------------------------------------------------
 
 
-def _account_counts(organization, filters) -> pd.DataFrame:
+def _account_counts(organization, filters, *, raw: bool = False) -> pd.DataFrame:
     """Per account: category counts of its answers in the filters' range (one query)."""
-    rows = (
-        responses_in(organization, filters)
-        .filter(account__isnull=False)
-        .values("account_id")
-        .annotate(
-            p=Count("id", filter=PROMOTER_Q),
-            pa=Count("id", filter=PASSIVE_Q),
-            d=Count("id", filter=DETRACTOR_Q),
+    if not raw and _rollup_serves_accounts(filters):
+        sql, params = _account_parts(organization, filters, latest=False)
+        query = f"SELECT account_id, SUM(p), SUM(pa), SUM(d) FROM ({sql}) t GROUP BY account_id"  # noqa: S608 - built from table names
+        with connection.cursor() as cursor:
+            cursor.execute(query, params)
+            rows = [(a, int(p), int(pa), int(d)) for a, p, pa, d in cursor.fetchall()]
+    else:
+        rows = (
+            responses_in(organization, filters)
+            .filter(account__isnull=False)
+            .values_list("account_id")
+            .annotate(
+                p=Count("id", filter=PROMOTER_Q),
+                pa=Count("id", filter=PASSIVE_Q),
+                d=Count("id", filter=DETRACTOR_Q),
+            )
+            .order_by()
         )
-        .order_by()
-    )
     frame = pd.DataFrame.from_records(list(rows), columns=["account_id", "p", "pa", "d"])
     return frame.set_index("account_id")
 
@@ -302,11 +314,142 @@ def classify_mean(mean: float) -> str:
     return "detractor"
 
 
-def _account_scores(organization, filters) -> pd.DataFrame:
-    """Per account with answers in the period: the mean of each respondent's latest score
-    (one answer per contact, so a big team counts once per person, and the account once),
-    the respondents, the latest answer's time, and the category counts of all its answers
-    (p, pa, d: what segments add up). One windowed query."""
+def _rollup_serves_accounts(filters) -> bool:
+    """AccountMonth and RolledResponse know no survey or channel, and segment and owner
+    pick a respondent's latest answer among some accounts only: those read the responses."""
+    return not filters.needs_raw and filters.survey_id is None and filters.channel is None
+
+
+def _month_split(filters):
+    """The whole months inside the range, as [first, end) dates (None when there is none),
+    and the datetime ranges before and after them (the edges, read from the answers)."""
+    low, high = _bounds(filters)
+    first = filters.since if filters.since.day == 1 else m._next_start(filters.since, "month")
+    end = (filters.until + timedelta(days=1)).replace(day=1)
+    if first >= end:
+        return None, [(low, high)]
+    edges = [(low, _start(first))] if low < _start(first) else []
+    if _start(end) < high:
+        edges.append((_start(end), high))
+    return (first, end), edges
+
+
+_COUNTED = """
+    SELECT account_id, CASE WHEN score >= 9 THEN 1 ELSE 0 END AS p,
+        CASE WHEN score BETWEEN 7 AND 8 THEN 1 ELSE 0 END AS pa,
+        CASE WHEN score <= 6 THEN 1 ELSE 0 END AS d, submitted_at AS last_at,
+        CASE WHEN score <= 6 THEN submitted_at END AS first_detractor_at,
+        score AS lowest_score, 0 AS score, 0 AS respondents
+    FROM {responses}
+    WHERE organization_id = %s AND account_id IS NOT NULL
+        AND submitted_at >= %s AND submitted_at < %s
+"""
+_LATEST = """
+    SELECT account_id, 0, 0, 0, NULL, NULL, NULL, score, 1 FROM {facts}
+    WHERE organization_id = %s AND account_id IS NOT NULL AND next_at IS NULL
+        AND submitted_at >= %s AND submitted_at < %s
+"""
+_SUPERSEDED_AFTER = """
+    SELECT account_id, 0, 0, 0, NULL, NULL, NULL, score, 1 FROM {facts}
+    WHERE organization_id = %s AND account_id IS NOT NULL AND next_at IS NOT NULL
+        AND next_at >= %s AND submitted_at >= %s AND submitted_at < %s
+"""
+
+
+def _account_parts(organization, filters, *, latest: bool) -> tuple[str, list]:
+    """Rows (account_id, p, pa, d, last_at, first_detractor_at, lowest_score, score,
+    respondents) that add up, per account, to its category counts, latest answer, first
+    detractor answer and lowest score in the range, and (with `latest`) to the sum of its
+    respondents' latest scores and their number: whole months from AccountMonth, the
+    edges from the answers. A respondent's latest answer in [low, high) is one in the range
+    whose next answer is none (AccountMonth counts those per month) or at or after high."""
+    tables = {
+        "months": AccountMonth._meta.db_table,
+        "responses": Response._meta.db_table,
+        "facts": RolledResponse._meta.db_table,
+    }
+    months, edges = _month_split(filters)
+    low, high = _bounds(filters)
+    org = organization.pk
+    parts: list[str] = []
+    params: list = []
+    if months is not None:
+        parts.append(
+            "SELECT account_id, promoters AS p, passives AS pa, detractors AS d, last_at, "
+            "first_detractor_at, lowest_score, "
+            + (
+                "latest_score_sum AS score, latest_respondents AS respondents "
+                if latest
+                else "0 AS score, 0 AS respondents "
+            )
+            + "FROM {months} WHERE organization_id = %s AND month >= %s AND month < %s"
+        )
+        params += [org, *months]
+    for edge_low, edge_high in edges:
+        parts.append(_COUNTED)
+        params += [org, edge_low, edge_high]
+        if latest:
+            parts.append(_LATEST)
+            params += [org, edge_low, edge_high]
+    if latest:
+        parts.append(_SUPERSEDED_AFTER)
+        params += [org, high, low, high]
+    sql = " UNION ALL ".join(part.format(**tables) for part in parts)
+    return sql, params
+
+
+def _moment(expression: str) -> str:
+    """A timestamp column as the frame reads it fast: microseconds since the epoch on
+    PostgreSQL (an integer, not a datetime parsed per row), ISO text on SQLite."""
+    if connection.vendor == "postgresql":
+        return f"(EXTRACT(EPOCH FROM {expression}) * 1000000)::bigint"
+    return expression
+
+
+def _moments(values) -> pd.Series:
+    """Aware UTC timestamps (NaT when missing) from what `_moment` selected."""
+    if connection.vendor == "postgresql":
+        return pd.to_datetime(pd.to_numeric(values), unit="us", utc=True)
+    return pd.to_datetime(values, utc=True, format="ISO8601")
+
+
+def _account_columns() -> str:
+    return (
+        f"s.account_id, s.score, s.respondents, {_moment('s.last_at')}, s.p, s.pa, s.d, "
+        f"{_moment('s.first_detractor_at')}, s.lowest_score, a.id IS NOT NULL AS known, "
+        f"a.name, a.arr, a.renewal_date, {_moment('a.churned_at')}, a.last_score, "
+        f"{_moment('a.last_score_at')}"
+    )
+
+
+FRAME_COLUMNS = [
+    "account_id", "score", "respondents", "last_at", "p", "pa", "d", "first_detractor_at",
+    "lowest_score", "known", "name", "arr", "renewal_date", "churned_at", "last_score",
+    "last_score_at",
+]  # fmt: skip
+
+
+def _account_rows_rollup(organization, filters) -> list[tuple]:
+    sql, params = _account_parts(organization, filters, latest=True)
+    accounts_table = Account._meta.db_table
+    query = f"""
+        SELECT {_account_columns()}
+        FROM (
+            SELECT account_id, SUM(score) AS score, SUM(respondents) AS respondents,
+                MAX(last_at) AS last_at, SUM(p) AS p, SUM(pa) AS pa, SUM(d) AS d,
+                MIN(first_detractor_at) AS first_detractor_at,
+                MIN(lowest_score) AS lowest_score
+            FROM ({sql}) t
+            GROUP BY account_id
+        ) s
+        LEFT JOIN {accounts_table} a ON a.id = s.account_id AND a.organization_id = %s
+    """  # noqa: S608 - table names from _meta
+    with connection.cursor() as cursor:
+        cursor.execute(query, (*params, organization.pk))
+        return cursor.fetchall()
+
+
+def _account_rows_raw(organization, filters) -> list[tuple]:
     inner = (
         responses_in(organization, filters)
         .filter(account__isnull=False)
@@ -318,15 +461,16 @@ def _account_scores(organization, filters) -> pd.DataFrame:
     # The account's columns come in the same statement (a join on the grouped rows), not
     # through a second query listing every account id.
     query = f"""
-        SELECT s.account_id, s.score, s.respondents, s.last_at, s.p, s.pa, s.d,
-            a.name, a.arr, a.renewal_date, a.churned_at
+        SELECT {_account_columns()}
         FROM (
             SELECT account_id, SUM(CASE WHEN rn = 1 THEN score ELSE 0 END) AS score,
                 COUNT(CASE WHEN rn = 1 THEN 1 END) AS respondents,
                 MAX(submitted_at) AS last_at,
                 COUNT(CASE WHEN score >= 9 THEN 1 END) AS p,
                 COUNT(CASE WHEN score BETWEEN 7 AND 8 THEN 1 END) AS pa,
-                COUNT(CASE WHEN score <= 6 THEN 1 END) AS d
+                COUNT(CASE WHEN score <= 6 THEN 1 END) AS d,
+                MIN(CASE WHEN score <= 6 THEN submitted_at END) AS first_detractor_at,
+                MIN(score) AS lowest_score
             FROM (
                 SELECT t.account_id, t.score, t.submitted_at, ROW_NUMBER() OVER (
                     PARTITION BY COALESCE(t.contact_id, -t.id)
@@ -340,45 +484,53 @@ def _account_scores(organization, filters) -> pd.DataFrame:
     """  # noqa: S608 - compiled ORM SQL and table names from _meta
     with connection.cursor() as cursor:
         cursor.execute(query, (*params, organization.pk))
-        rows = cursor.fetchall()
-    frame = pd.DataFrame.from_records(
-        rows,
-        columns=[
-            "account_id", "score", "respondents", "last_at", "p", "pa", "d",
-            "name", "arr", "renewal_date", "churned_at",
-        ],
-    )  # fmt: skip
+        return cursor.fetchall()
+
+
+def _account_scores(organization, filters, *, raw: bool = False) -> pd.DataFrame:
+    """Per account with answers in the period: the mean of each respondent's latest score
+    (one answer per contact, so a big team counts once per person, and the account once),
+    the respondents, the latest answer's time, and the category counts of all its answers
+    (p, pa, d: what segments add up). One query, from the rollups when they serve the
+    filters (AccountMonth and RolledResponse), else one windowed query over the answers."""
+    if not raw and _rollup_serves_accounts(filters):
+        rows = _account_rows_rollup(organization, filters)
+    else:
+        rows = _account_rows_raw(organization, filters)
+    frame = pd.DataFrame.from_records(rows, columns=FRAME_COLUMNS)
     for column in ("respondents", "p", "pa", "d"):
         frame[column] = frame[column].astype(int)
     # The mean of the respondents' latest scores: integer sums in SQL (cheaper than a
     # decimal average), divided here; NaN for an account none of whose respondents' latest
     # answer is its own, as AVG over no rows gave NULL.
     frame["score"] = frame["score"].astype(float) / frame["respondents"].astype(float)
-    frame["last_at"] = [_as_datetime(v) for v in frame["last_at"]]
-    frame["category"] = frame["score"].map(classify_mean)
+    for column in ("last_at", "first_detractor_at", "churned_at", "last_score_at"):
+        frame[column] = _moments(frame[column])
+    frame["known"] = frame["known"].astype(bool)
+    # classify_mean, for the whole column (a NaN mean is a detractor, as there).
+    frame["category"] = np.select(
+        [frame["score"] >= 9, frame["score"] >= 7], ["promoter", "passive"], "detractor"
+    )
     if rows:
-        # As the ORM hands them back: Decimal ARR, dates and aware datetimes (SQLite's raw
-        # cursor gives text and floats).
+        # As the ORM hands them back: Decimal ARR and dates (SQLite's raw cursor gives
+        # floats and text).
         arr_field = Account._meta.get_field("arr")
         frame["arr"] = [
-            None if v is None else arr_field.to_python(v) for v in frame["arr"].tolist()
+            v if v is None or isinstance(v, Decimal) else arr_field.to_python(v)
+            for v in frame["arr"].tolist()
         ]
         frame["renewal_date"] = [
-            None if v is None else (date.fromisoformat(v) if isinstance(v, str) else v)
+            date.fromisoformat(v) if isinstance(v, str) else v
             for v in frame["renewal_date"].tolist()
         ]
-        frame["churned_at"] = [
-            None if v is None or pd.isna(v) else _as_datetime(v)
-            for v in frame["churned_at"].tolist()
-        ]
-    frame = frame[["account_id", "score", "respondents", "last_at", "p", "pa", "d", "category",
-                   "name", "arr", "renewal_date", "churned_at"]]  # fmt: skip
+    frame = frame[[*FRAME_COLUMNS, "category"]]
     return frame
 
 
-def account_scores(organization, filters) -> pd.DataFrame:
+def account_scores(organization, filters, *, raw: bool = False) -> pd.DataFrame:
     return _memoised(
-        ("account_scores", organization.pk, filters), lambda: _account_scores(organization, filters)
+        ("account_scores", organization.pk, filters, raw),
+        lambda: _account_scores(organization, filters, raw=raw),
     )
 
 
@@ -613,7 +765,10 @@ def loop_health(organization, filters):
             key=lambda item: (-item[1], item[0]),
         )
     )
-    saved, accounts = _saves(responses)
+    if _rollup_serves_accounts(filters):
+        saved, accounts = _saves_of(account_scores(organization, filters))
+    else:
+        saved, accounts = _saves(responses)
     n = totals["n"]
     return m.LoopHealth(
         detractors=n,
@@ -684,6 +839,39 @@ def _loop_counts(followups, moment):
 RENEWED_AFTER_DAYS = 365
 
 
+def _saved(first_at, worst, last_score, last_at, renewal_date, churned_at) -> bool:
+    """The one rule for a saved detractor account (see `_saves`)."""
+    first_day = timezone.localtime(first_at).date()
+    improved = last_at is not None and last_at > first_at and (last_score or 0) > worst
+    renewed = (
+        churned_at is None
+        and renewal_date is not None
+        and renewal_date >= first_day + timedelta(days=RENEWED_AFTER_DAYS)
+    )
+    return bool(improved or renewed)
+
+
+def _saves_of(frame) -> tuple[int, int]:
+    """`_saves` from the per-account rows (their first detractor answer and lowest score
+    in the period), for each existing account with a detractor answer: `_saved`, for the
+    whole column at once."""
+    part = frame[(frame["d"] > 0) & frame["known"]]
+    first_at, last_at = part["first_detractor_at"], part["last_score_at"]
+    improved = (
+        last_at.notna()
+        & (last_at > first_at)
+        & (part["last_score"].astype(float).fillna(0) > part["lowest_score"].astype(float))
+    )
+    first_day = first_at.dt.tz_convert(timezone.get_current_timezone()).dt.tz_localize(None)
+    renewal = pd.to_datetime(part["renewal_date"])
+    renewed = (
+        part["churned_at"].isna()
+        & renewal.notna()
+        & (renewal >= first_day.dt.normalize() + pd.Timedelta(days=RENEWED_AFTER_DAYS))
+    )
+    return int((improved | renewed).sum()), len(part)
+
+
 def _saves(detractor_responses) -> tuple[int, int]:
     """(saved, detractor accounts): an account with a detractor answer in the period is
     saved when its latest answer came after that one and scored higher than its lowest
@@ -726,14 +914,7 @@ def _saves(detractor_responses) -> tuple[int, int]:
     saved = total = 0
     for first_at, worst, last_score, last_at, renewal_date, churned_at in rows:
         total += 1
-        first_day = timezone.localtime(first_at).date()
-        improved = last_at is not None and last_at > first_at and (last_score or 0) > worst
-        renewed = (
-            churned_at is None
-            and renewal_date is not None
-            and renewal_date >= first_day + timedelta(days=RENEWED_AFTER_DAYS)
-        )
-        saved += bool(improved or renewed)
+        saved += _saved(first_at, worst, last_score, last_at, renewal_date, churned_at)
     return saved, total
 
 

@@ -50,7 +50,9 @@ def test_it_computes_nps_in_one_formula():
 
 def brute_force_interval(p, pa, d, z=1.959963984540054):
     """An independent derivation: NPS is the mean of X ∈ {+1, 0, −1}; with ¾ promoter, ¾
-    detractor and 1½ passive added, the variance of X is E[X²] − E[X]², over n + 3."""
+    detractor and 1½ passive added, the variance of X is E[X²] − E[X]², over n + 3. The
+    pseudo-observations are those of Rocks' own R package `NPS` (nps_test with
+    test = "adjusted.wald", pseudo_observations = c(0.75, 1.5, 0.75))."""
     values = [(1, p + 0.75), (0, pa + 1.5), (-1, d + 0.75)]
     n = sum(w for _, w in values)
     mean = sum(x * w for x, w in values) / n
