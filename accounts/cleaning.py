@@ -4,6 +4,7 @@ message a person can act on. The REST API and the CSV importer both go through t
 import functools
 import json
 import re
+import sys
 import zoneinfo
 from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
@@ -55,6 +56,7 @@ def text(max_length: int, *, lower: bool = False):
             raise ValueError(f"is {len(result)} characters long; the most is {max_length}.")
         return result.lower() if lower else result
 
+    clean.column = functools.partial(_text_column, max_length=max_length, lower=lower)
     return clean
 
 
@@ -82,6 +84,42 @@ def email(value) -> str:
     ):
         raise ValueError(f"“{result}” is not a valid email address.")
     return result
+
+
+# An address as email() takes it, in the common form (a dot-atom of ASCII before the @):
+# matched on every line of a column's text at once, capturing the domain, or nothing for a
+# line in any other form (which email() itself then checks).
+_PLAIN_EMAILS = re.compile(
+    r"^(?:[-!#$%&'*+/=?^_`{}|~0-9a-z]+(?:\.[-!#$%&'*+/=?^_`{}|~0-9a-z]+)*@([^@\n]+)|.*)$",
+    re.MULTILINE,
+)
+
+
+def _email_column(values: list[str]) -> tuple[list[str], set[int]]:
+    """email() over a column of cells, none of them blank: the common form is checked on the
+    whole column's text at once, and each domain once."""
+    results, refused = _text_column(values, max_length=sys.maxsize, lower=True)
+    text = "\n".join(results)
+    domains = _PLAIN_EMAILS.findall(text) if text.count("\n") == len(results) - 1 else []
+    if len(domains) != len(results):  # a line break in a cell: one by one
+        domains = [""] * len(results)
+    if max(map(len, results)) > 320:  # measured lowercased, as email() does
+        refused.update(n for n, value in enumerate(results) if len(value) > 320)
+    wrong = {domain for domain in set(domains) if domain and not _is_email_domain(domain)}
+    if not wrong and "" not in domains:
+        return results, refused
+    for n, domain in enumerate(domains):
+        if domain in wrong:
+            refused.add(n)
+        elif not domain and n not in refused:  # another form: email() decides
+            try:
+                email(values[n])
+            except ValueError:
+                refused.add(n)
+    return results, refused
+
+
+email.column = _email_column
 
 
 def url(value) -> str:
@@ -217,3 +255,75 @@ def json_object(value) -> dict:
 
 def is_future(day: date) -> bool:
     return day > now().date()
+
+
+# --- Whole columns ---------------------------------------------------------------------------
+#
+# A file import cleans its rows a column at a time: the checks of the common cleaners run
+# over a whole column in C-level loops (str methods mapped over it, one regex or join for all
+# of it), and any other cleaner runs once per distinct value (a file repeats its titles,
+# locales and accounts row after row). The values are exactly those of the cleaner called
+# cell by cell; a refused cell is only marked, and the caller cleans its row alone to get the
+# messages.
+
+
+def clean_column(clean, values: list) -> tuple[list, set[int]]:
+    """`clean` applied to each of a column's cells: (each cell's cleaned value, None where the
+    cell is blank (is_blank); the positions of the cells it refuses)."""
+    if not values:
+        return [], set()
+    if set(map(type, values)) != {str}:  # not all read from a file: cleaned one by one
+        return _clean_each(clean, values)
+    stripped = list(map(str.strip, values))
+    if "" not in stripped:
+        return getattr(clean, "column", functools.partial(_distinct_column, clean))(values)
+    given = [n for n, text in enumerate(stripped) if text]
+    results: list = [None] * len(values)
+    if not given:
+        return results, set()
+    cleaned, refused = clean_column(clean, [values[n] for n in given])
+    for n, value in zip(given, cleaned, strict=True):
+        results[n] = value
+    return results, {given[n] for n in refused}
+
+
+def _clean_each(clean, values: list) -> tuple[list, set[int]]:
+    results: list = [None] * len(values)
+    refused = set()
+    for n, value in enumerate(values):
+        if is_blank(value):
+            continue
+        try:
+            results[n] = clean(value)
+        except ValueError:
+            refused.add(n)
+    return results, refused
+
+
+def _distinct_column(clean, values: list[str]) -> tuple[list, set[int]]:
+    """Any cleaner over cells none of which is blank, once per distinct value."""
+    cleaned, refused_values = {}, set()
+    for value in dict.fromkeys(values):
+        try:
+            cleaned[value] = clean(value)
+        except ValueError:
+            refused_values.add(value)
+    results = list(map(cleaned.get, values))
+    refused = {n for n, value in enumerate(values) if value in refused_values}
+    return results, refused
+
+
+def _text_column(values: list[str], *, max_length: int, lower: bool) -> tuple[list, set[int]]:
+    """text(max_length, lower=lower) over cells none of which is blank."""
+    results = list(map(str.strip, values))
+    joined = "".join(results)
+    refused = set()
+    if "\x00" in joined or (not joined.isascii() and _NOT_UTF8.search(joined)):
+        for n, value in enumerate(results):
+            if "\x00" in value or _NOT_UTF8.search(value):
+                refused.add(n)
+    if max(map(len, results)) > max_length:
+        refused.update(n for n, value in enumerate(results) if len(value) > max_length)
+    if lower:
+        results = list(map(str.lower, results))
+    return results, refused

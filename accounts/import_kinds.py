@@ -8,14 +8,20 @@ progress page and the error report work for every kind registered here.
 
 A kind's two callables split a chunk of rows the way the importer overlaps its work:
 `prepare(items)` cleans a chunk without touching the database (it runs in the reader
-thread while the previous chunk is written), and `write(organization, prepared)` saves it
+thread while the previous chunk is written; a kind may also give `prepare_columns`, the
+same for a chunk given column by column, which contacts do to clean a whole column at a
+time), and `write(organization, prepared)` saves it
 and returns an object whose `results` hold one result per item, in order, each with
 `status` ("created" | "updated" | "error"), `key` and `errors` ({field: [message]}).
 """
 
 import dataclasses
 import email.utils
+import functools
+import json
+import operator
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,6 +42,17 @@ class ImportKindSpec:
     identity: tuple[str, ...]  # one of these must be mapped: it identifies a row
     prepare: Callable  # (items: list[dict]) -> prepared batch, no database
     write: Callable  # (organization, prepared) -> object with .results
+    # What prepare does, for a chunk given column by column ({field: cells}): an importer
+    # that reads a file by columns uses it when a kind has it.
+    prepare_columns: Callable | None = None
+    # Whether a chunk may be written while the one before commits, on another connection
+    # (PostgreSQL). It may when every row a chunk creates has an identity a unique index
+    # keeps (a row created meanwhile is refused, and the write tries again), the results
+    # give the id of each row read and written ("updated"), identity conflicts are errors
+    # on `identity` fields, and the prepared batch's `results` are the items refused while
+    # preparing: the importer then writes a chunk again when it may have read rows the
+    # chunk before changed.
+    overlapping_chunks: bool = False
     synonyms: dict[str, list[str]] = field(default_factory=dict)  # field → other names
     required: tuple[str, ...] = ()  # must be mapped, besides the identity
     required_on_create: tuple[str, ...] = ()  # needed for new rows (help box only)
@@ -253,26 +270,64 @@ class _ContactsBatch:
     batch: services.PreparedBatch
     suppressed_on: dict  # item index → (reason, when) read from the file
 
+    @property
+    def results(self) -> list:
+        """The items refused while preparing (ItemResult), None for the others."""
+        return self.batch.results
+
 
 def _contacts_prepare(items: list[dict]) -> _ContactsBatch:
-    """The contacts upsert's cleaning, after a people export's suppression columns became
-    suppressed_reason: a date in unsubscribed_at or bounced_at suppresses the contact with
-    that reason and keeps the date as suppressed_at; a status of "active" changes nothing."""
+    """_contacts_prepare_columns of rows given as dicts (a missing cell is a blank one)."""
+    names = dict.fromkeys(name for item in items for name in item)
+    return _contacts_prepare_columns({name: [item.get(name) for item in items] for name in names})
+
+
+def _contacts_prepare_columns(columns: dict[str, list]) -> _ContactsBatch:
+    """The contacts upsert's cleaning of a chunk given column by column (field → cells),
+    after a people export's suppression columns became suppressed_reason: a date in
+    unsubscribed_at or bounced_at suppresses the contact with that reason and keeps the date
+    as suppressed_at; a status of "active" changes nothing."""
+    size = len(next(iter(columns.values()), ()))
+    columns = dict(columns)
+    errors, suppressed_on = _read_suppressions(columns, size)
+    batch = _prepare_contacts(columns, size)
+    for index, messages in errors.items():
+        data = batch.cleaned.pop(index, None) or _row(columns, index)
+        key = data.get("email") or data.get("external_id")
+        batch.results[index] = services.ItemResult(
+            index, "error", key=str(key or ""), errors=messages
+        )
+    return _ContactsBatch(batch, suppressed_on)
+
+
+_SUPPRESSION_COLUMNS = ("suppressed_reason", "unsubscribed_at", "bounced_at")
+
+
+def _read_suppressions(columns: dict[str, list], size: int) -> tuple[dict, dict]:
+    """Turns the status and the dates of a people export into suppressed_reason and
+    suppression_note, in place (the date columns go), row by row where one of them has
+    something: (errors by row, {row: (reason, when)})."""
     errors: dict[int, dict] = {}
     suppressed_on: dict[int, tuple[str, datetime]] = {}
-    rows = []
-    for index, item in enumerate(items):
-        item = dict(item)
-        status = str(item.get("suppressed_reason") or "").strip().lower()
+    present = [name for name in _SUPPRESSION_COLUMNS if name in columns]
+    if not present:
+        return errors, suppressed_on
+    rows = sorted({n for name in present for n, value in enumerate(columns[name]) if value})
+    for name in ("suppressed_reason", "suppression_note"):
+        columns[name] = list(columns.get(name) or [""] * size)
+    dates = {name: columns.pop(name) for name in ("bounced_at", "unsubscribed_at")
+             if name in columns}  # fmt: skip
+    for index in rows:
+        status = str(columns["suppressed_reason"][index] or "").strip().lower()
         if status in _NOT_SUPPRESSED:
-            item.pop("suppressed_reason", None)
+            columns["suppressed_reason"][index] = ""
         elif status in _STATUS_WORDS:
-            item["suppressed_reason"] = _STATUS_WORDS[status]
+            columns["suppressed_reason"][index] = _STATUS_WORDS[status]
         for name, reason in (
             ("bounced_at", SuppressionReason.BOUNCED),
             ("unsubscribed_at", SuppressionReason.UNSUBSCRIBED),
         ):
-            value = item.pop(name, None)
+            value = dates[name][index] if name in dates else None
             if cleaning.is_blank(value):
                 continue
             try:
@@ -282,21 +337,169 @@ def _contacts_prepare(items: list[dict]) -> _ContactsBatch:
                 continue
             if index in suppressed_on:
                 continue  # both: bounced wins, the address does not work at all
-            item.setdefault("suppressed_reason", reason)
-            if cleaning.is_blank(item.get("suppression_note")):
-                item["suppression_note"] = (
+            if cleaning.is_blank(columns["suppressed_reason"][index]):
+                columns["suppressed_reason"][index] = reason
+            if cleaning.is_blank(columns["suppression_note"][index]):
+                columns["suppression_note"][index] = (
                     f"{SuppressionReason(reason).label} on {when:%Y-%m-%d} (imported)."
                 )
-            suppressed_on[index] = (item["suppressed_reason"], when)
-        rows.append(item)
-    batch = services.records_prepare(kind="contacts", items=rows, blank_unsets=True)
-    for index, messages in errors.items():
-        data = batch.cleaned.pop(index, None) or {}
-        key = (data or rows[index]).get("email") or (data or rows[index]).get("external_id")
-        batch.results[index] = services.ItemResult(
-            index, "error", key=str(key or ""), errors=messages
+            suppressed_on[index] = (columns["suppressed_reason"][index], when)
+    return errors, suppressed_on
+
+
+def _row(columns: dict[str, list], index: int) -> dict:
+    return {name: values[index] for name, values in columns.items()}
+
+
+# Cleans a properties.<key> cell: any text.
+_PROPERTY = cleaning.text(sys.maxsize)
+
+
+def _prepare_contacts(columns: dict[str, list], size: int) -> services.PreparedBatch:
+    """services.records_prepare(kind="contacts", items=…, blank_unsets=True) of the `size`
+    rows these columns (input field → cells) hold, cleaned a column at a time
+    (cleaning.clean_column): the same PreparedBatch, with most of the work in C-level loops.
+
+    A row with a cell the column checks refuse, or without an email or external_id, is
+    prepared alone by records_prepare, so its errors read exactly as the API's; then the
+    identities the batch holds twice are refused, and the staging texts built (on
+    PostgreSQL) a column at a time."""
+    kind, fields = services.CONTACTS, services.CONTACTS.fields
+    values: dict[str, list] = {}  # field → each row's cleaned value, None where blank
+    properties: dict[str, list] = {}  # properties.<key> → the same
+    refused: set[int] = set()
+    for name, cells in columns.items():
+        head, _, key = name.partition(".")
+        if key and head in services.JSON_FIELDS and head in fields:
+            properties[key], bad = cleaning.clean_column(_PROPERTY, cells)
+        elif name in fields and name not in services.JSON_FIELDS:
+            values[name], bad = cleaning.clean_column(fields[name].clean, cells)
+        else:  # the properties as JSON, or a field contacts do not have: row by row
+            bad = range(size)
+        refused.update(bad)
+    nothing = [None] * size
+    emails, external_ids = values.get("email", nothing), values.get("external_id", nothing)
+    if None in emails and None in external_ids:  # no identity: records_prepare says so
+        refused.update(n for n in range(size) if emails[n] is None and external_ids[n] is None)
+    rows = _row_dicts(values, size)
+    if properties:
+        for n, row in enumerate(rows):
+            given = {key: cells[n] for key, cells in properties.items() if cells[n] is not None}
+            if given:
+                row["properties"] = given
+    results: list = [None] * size
+    for index in sorted(refused):
+        alone = services.records_prepare(
+            kind=kind.name, items=[_row(columns, index)], blank_unsets=True
         )
-    return _ContactsBatch(batch, suppressed_on)
+        if (result := alone.results[0]) is not None:
+            results[index] = services.ItemResult(
+                index, "error", key=result.key, errors=result.errors
+            )
+            continue
+        rows[index] = alone.cleaned[0]
+        for name in fields:  # the columns the staging texts are built from
+            if rows[index].get(name) is not None:
+                values.setdefault(name, list(nothing))[index] = rows[index][name]
+    _refuse_repeated_identities(rows, results, values)
+    kept = [index for index in range(size) if results[index] is None]
+    cleaned = dict(zip(kept, map(rows.__getitem__, kept), strict=True))
+    staged = labels = None
+    if services._writes_staged(kind):  # what the write needs that no database answer changes
+        if len(kept) < size:
+            values = {name: list(map(cells.__getitem__, kept)) for name, cells in values.items()}
+        staged = dict(zip(kept, _staged_texts(values, cleaned.values(), len(kept)), strict=True))
+        emails = values.get("email", [None] * len(kept))
+        external_ids = values.get("external_id", [None] * len(kept))
+        labels = dict(zip(kept, map(_label, emails, external_ids), strict=True))
+    return services.PreparedBatch(kind.name, results, cleaned, staged, labels)
+
+
+def _label(email: str | None, external_id: str | None) -> str:
+    return email or external_id or ""  # services.CONTACTS.label, from the columns
+
+
+def _row_dicts(values: dict[str, list], size: int) -> list[dict]:
+    """Each row's cleaned values by field, its blank cells (None) left out."""
+    if not values:
+        return [{} for _ in range(size)]
+    names, columns = list(values), list(values.values())
+    pairs = map(functools.partial(zip, names), zip(*columns, strict=True))
+    if all(cells.count(None) == len(cells) - sum(map(bool, cells)) for cells in columns):
+        # Every value is truthy (text, nearly always): the blanks are the falsy ones.
+        return list(map(dict, map(functools.partial(filter, operator.itemgetter(1)), pairs)))
+    return [{name: value for name, value in row if value is not None} for row in pairs]
+
+
+def _refuse_repeated_identities(rows: list[dict], results: list, values: dict) -> None:
+    """Refuses a row whose email or external_id an earlier row of the batch has, as
+    records_prepare does: the first one wins. A contact's identities are its external_id
+    and its email, so a batch without repeats has all of them distinct."""
+    given = [n for n, result in enumerate(results) if result is None]
+    identities = [
+        value
+        for name in ("external_id", "email")
+        if name in values
+        for value in map(values[name].__getitem__, given)
+        if value is not None
+    ]
+    if len(set(identities)) == len(identities):
+        return
+    seen: dict[str, int] = {}
+    for index in given:
+        row = rows[index]
+        key = services.CONTACTS.key(row)
+        mine = [key, row["email"]] if row.get("email") and row.get("external_id") else [key]
+        if repeated := next((identity for identity in mine if identity in seen), None):
+            results[index] = services.ItemResult(
+                index,
+                "error",
+                key=services.CONTACTS.label(row),
+                errors={
+                    "external_id": [
+                        f"“{repeated}” appears twice in this batch "
+                        f"(first at item {seen[repeated]})."
+                    ]
+                },
+            )
+        else:
+            seen.update(dict.fromkeys(mine, index))
+
+
+def _staged_texts(values: dict[str, list], rows, size: int) -> list[tuple[str, str, bool]]:
+    """services._staged_texts of the kept rows, built a column at a time from their
+    cleaned values (`values`, field → value or None) and, for the properties, their rows:
+    (the staging cells, the new row's cells, whether it is suppressed) of each row."""
+    null, nothing = services.NULL_CELL, [None] * size
+    stage, new = [], []
+    for column in services._staged_columns(services.CONTACTS):
+        if column.kind == "ref":
+            continue
+        if column.kind == "json":
+            given = [row.get(column.name) for row in rows]
+            cells = [null if value is None else services._copy_cell(json.dumps(value))
+                     for value in given]  # fmt: skip
+            stage.append(cells)
+            pairs = zip(given, cells, strict=True)
+            new.append([cell if value is not None else "{}" for value, cell in pairs])
+            continue
+        given = values.get(column.name, nothing)
+        text = "".join(filter(None, given))
+        if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+            cells = list(map(services._copy_cell, given))
+        else:
+            cells = [null if value is None else value for value in given]
+        stage.append(cells)
+        if column.nullable and "" in cells:
+            cells = [null if cell == "" else cell for cell in cells]
+        elif not column.nullable and null in cells:
+            cells = ["" if cell == null else cell for cell in cells]
+        new.append(cells)
+    # suppressed: a reason is given (cleaned, it is never an empty text)
+    suppressed = map(bool, values.get("suppressed_reason", nothing))
+    stage_lines = map("\t".join, zip(*stage, strict=True))
+    new_lines = map("\t".join, zip(*new, strict=True))
+    return list(zip(stage_lines, new_lines, suppressed, strict=True))
 
 
 def _contacts_write(organization: Organization, prepared: _ContactsBatch):
@@ -304,10 +507,11 @@ def _contacts_write(organization: Organization, prepared: _ContactsBatch):
     report = services.records_upsert(
         organization=organization, kind="contacts", prepared=prepared.batch
     )
-    dated = {
-        result.id: prepared.suppressed_on[result.index]
+    suppressed_on = prepared.suppressed_on
+    dated = suppressed_on and {
+        result.id: suppressed_on[result.index]
         for result in report.results
-        if result.status != "error" and result.index in prepared.suppressed_on
+        if result.status != "error" and result.index in suppressed_on
     }
     if dated:
         contacts = list(
@@ -340,6 +544,7 @@ def _upsert_kind(kind: str, label: str, synonyms: dict, **extra) -> ImportKindSp
             name for name, spec in upsert.fields.items() if spec.required_on_create
         ),
         model=upsert.model,
+        overlapping_chunks=True,
         **extra,
     )
 
@@ -350,6 +555,7 @@ register(
         _upsert_kind(ImportKind.CONTACTS, "Contacts", CONTACT_SYNONYMS),
         fields=(*services.KINDS["contacts"].fields, "unsubscribed_at", "bounced_at"),
         prepare=_contacts_prepare,
+        prepare_columns=_contacts_prepare_columns,
         write=_contacts_write,
         field_help={
             "suppressed_reason": "unsubscribed, bounced or complained; active changes nothing",

@@ -3,21 +3,28 @@
 What a file can hold is a registered import kind (accounts/import_kinds.py): accounts,
 contacts and support tickets go through `services.records_upsert` (the one upsert every
 channel uses); other apps register theirs (responses registers "responses"). Each kind
-cleans a chunk with its `prepare` and saves it with its `write`. The rows are read with
-pandas chunk by chunk, so a file of any size never sits in memory whole. `import_run` is what the
-`accounts.run_import` task calls.
+cleans a chunk with its `prepare` (or `prepare_columns`, a column at a time) and saves it
+with its `write`. The rows are read with pandas chunk by chunk, so a file of any size never
+sits in memory whole: a reader thread prepares the next chunk while the ones before are
+written, on PostgreSQL by two writing threads in turn, one writing a chunk while the other
+commits the one before. `import_run` is what the `accounts.run_import` task calls.
 """
 
+import contextvars
 import csv
+import functools
 import gc
 import io
+import itertools
 import logging
 import re
 import sys
 import tempfile
+import threading
 import uuid
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import PurePath
 
 import pandas as pd
@@ -25,7 +32,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files import File
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.utils.timezone import now
 
 from accounts import import_kinds, services
@@ -481,16 +488,17 @@ def _process(organization: Organization, job: ImportJob) -> None:
     jobs.update(total_rows=total, processed_rows=0, created_count=0, updated_count=0, error_count=0)
 
     report = _ErrorReport([header for _, header, _ in columns])
-    processed = created = updated = errors = analyzed_at = 0
+    progress = _Progress()
     # A chunk allocates a great many short-lived objects and no cycles, and every
     # collection of the oldest generation walks all of Django and pandas: rarer while the
     # import runs (the worker runs one task at a time).
     thresholds = gc.get_threshold()
     gc.set_threshold(50_000, 20, 100)
-    # The writing thread mostly waits on PostgreSQL; each answer must get the interpreter
+    # The writing threads mostly wait on PostgreSQL; each answer must get the interpreter
     # back from the busy reader thread quickly, not after the default 5 ms slice.
     switch_interval = sys.getswitchinterval()
     sys.setswitchinterval(READER_SLICE_SECONDS)
+    writers = _chunk_writers(job.kind)
     try:
         with (
             job.file.open("rb") as handle,
@@ -509,30 +517,15 @@ def _process(organization: Organization, job: ImportJob) -> None:
                 else services.MAX_BATCH,
                 skip_blank_lines=False,  # so that a row's index gives its line number
             )
-            # The reader thread parses and cleans the next chunk (pure Python, no database)
-            # while this thread writes the current one, mostly waiting on PostgreSQL.
-            upcoming = reader.submit(_read_chunk, chunks, job.kind, targets)
-            while (chunk := upcoming.result()) is not None:
-                upcoming = reader.submit(_read_chunk, chunks, job.kind, targets)
-                # The chunk's rows and the progress that counts them commit together.
-                with transaction.atomic():
-                    _commit_without_waiting_for_disk()
-                    counts = _write_chunk(organization, job.kind, chunk, targets, report)
-                    processed += chunk.size
-                    created += counts[0]
-                    updated += counts[1]
-                    errors += counts[2]
-                    jobs.update(
-                        processed_rows=processed,
-                        created_count=created,
-                        updated_count=updated,
-                        error_count=errors,
-                    )
-                # Statistics taken once the table holds the first rows keep their proportions
-                # (every email distinct) as it grows; again only when it grew tenfold.
-                if created >= max(services.MAX_BATCH, 10 * analyzed_at):
-                    _refresh_statistics(import_kinds.get(job.kind).model)
-                    analyzed_at = created
+            write = functools.partial(
+                _write_in_turn, organization, jobs, job.kind, targets, report, progress
+            )
+            try:
+                _write_chunks(reader, chunks, job.kind, targets, write, writers)
+            finally:
+                for writer in writers:  # each closes its connection once its chunks are done
+                    writer.submit(connections.close_all)
+                    writer.shutdown()
         error_report = report.save_to(job) if report.rows else ""
     except Exception:
         if report.rows:  # keep what was rejected so far: it helps with what went wrong
@@ -544,14 +537,169 @@ def _process(organization: Organization, job: ImportJob) -> None:
         sys.setswitchinterval(switch_interval)
     jobs.update(
         status=ImportStatus.DONE,
-        total_rows=processed,
-        processed_rows=processed,
-        created_count=created,
-        updated_count=updated,
-        error_count=errors,
+        total_rows=progress.processed,
+        processed_rows=progress.processed,
+        created_count=progress.created,
+        updated_count=progress.updated,
+        error_count=progress.errors,
         error_report=error_report,
         finished_at=now(),
     )
+
+
+def _write_chunks(reader, chunks, kind: str, targets: list[str], write, writers) -> None:
+    """The reader thread parses and cleans the next chunk (pure Python, no database) while
+    the writing threads write the ones before, mostly waiting on PostgreSQL. Chunks take
+    turns on the writers, one writing while the other commits; with none, they are written
+    here, one after the other."""
+    upcoming = reader.submit(_read_chunk, chunks, kind, targets)
+    previous, in_flight = _Turn.first(), deque()
+    for number in itertools.count():
+        if (chunk := upcoming.result()) is None:
+            break
+        upcoming = reader.submit(_read_chunk, chunks, kind, targets)
+        turn = _Turn()
+        if writers:
+            context = contextvars.copy_context()  # the tenant's scope
+            writer = writers[number % len(writers)]
+            in_flight.append(writer.submit(context.run, write, chunk, previous, turn))
+            if len(in_flight) == len(writers):  # no more chunks read ahead than writers
+                in_flight.popleft().result()
+        else:
+            write(chunk, previous, turn)
+        previous = turn
+    while in_flight:
+        in_flight.popleft().result()
+
+
+def _chunk_writers(kind: str) -> list[ThreadPoolExecutor]:
+    """Two writing threads, each with its own connection, when one chunk can be written
+    while the one before commits (its deferred foreign-key checks are a good part of a
+    chunk's time): on PostgreSQL, for a kind that allows it (`overlapping_chunks`), and for
+    an import not inside a transaction of its caller's (whose rows another connection could
+    not see). None: the chunks are written here, one after the other."""
+    overlapping = import_kinds.get(kind).overlapping_chunks
+    if not overlapping or connection.vendor != "postgresql" or connection.in_atomic_block:
+        return []
+    return [
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"import-writer-{n}") for n in range(2)
+    ]
+
+
+@dataclass
+class _Progress:
+    """What the chunks written so far add up to; each chunk updates it in its turn."""
+
+    processed: int = 0
+    created: int = 0
+    updated: int = 0
+    errors: int = 0
+    analyzed_at: int = 0  # rows created when the statistics were last refreshed
+
+
+@dataclass
+class _Turn:
+    """One chunk's place in the file's order. `written`: its rows are final (`touched`
+    holds their ids) and its progress sent; the next chunk may write. `ended`: its
+    transaction is over, committed unless `failed`; the next chunk may commit. So the chunks
+    commit in file order, and a failure leaves the chunks before it committed, none after."""
+
+    written: threading.Event = field(default_factory=threading.Event)
+    ended: threading.Event = field(default_factory=threading.Event)
+    failed: bool = False
+    touched: set = field(default_factory=set)
+
+    @classmethod
+    def first(cls) -> "_Turn":
+        turn = cls()
+        turn.written.set()
+        turn.ended.set()
+        return turn
+
+
+class _Abandoned(Exception):
+    """A chunk is not committed because the one before it failed."""
+
+
+class _ReadStale(Exception):
+    """A chunk read rows the chunk before it was writing, before that one committed."""
+
+
+def _write_in_turn(
+    organization, jobs, kind, targets, report, progress, chunk, previous, turn
+) -> None:
+    """Writes one chunk, with the progress that counts it, in one transaction, in its turn:
+    once the chunk before is written; committed once that one is.
+
+    The chunk before may still be committing, on the other writer's connection, while this
+    one is written: what this one reads does not show that chunk's rows yet. A row it
+    created is created again here, which its unique index refuses once that commit is over
+    (records_upsert then tries again, and updates it). A row both chunks name, or an
+    identity conflict found here, may have been judged on what that chunk changed: then
+    this chunk is written again, after that commit, as if one after the other."""
+    try:
+        previous.written.wait()
+        if previous.failed:
+            raise _Abandoned
+        spec = import_kinds.get(kind)
+        with transaction.atomic():
+            _commit_without_waiting_for_disk()
+            try:
+                with transaction.atomic():
+                    result = _write_rows(organization, spec, chunk)
+                    previous.ended.wait()
+                    if previous.failed:
+                        raise _Abandoned
+                    if _read_stale(spec, chunk, result, previous.touched):
+                        raise _ReadStale
+            except _ReadStale:
+                result = _write_rows(organization, spec, chunk)
+            created, updated, errors = _report_results(kind, chunk, result, targets, report)
+            progress.processed += chunk.size
+            progress.created += created
+            progress.updated += updated
+            progress.errors += errors
+            jobs.update(
+                processed_rows=progress.processed,
+                created_count=progress.created,
+                updated_count=progress.updated,
+                error_count=progress.errors,
+            )
+            # Statistics taken once the table holds the first rows keep their proportions
+            # (every email distinct) as it grows; again only when it grew tenfold.
+            analyze = progress.created >= max(services.MAX_BATCH, 10 * progress.analyzed_at)
+            if analyze:
+                progress.analyzed_at = progress.created
+            if spec.overlapping_chunks:  # what the next chunk must not have read stale
+                turn.touched = {item.id for item in result.results if item.id is not None}
+            turn.written.set()
+    except BaseException:
+        turn.failed = True
+        raise
+    finally:
+        turn.written.set()
+        turn.ended.set()
+    if analyze:
+        _refresh_statistics(spec.model)
+
+
+def _read_stale(spec, chunk, result, touched: set) -> bool:
+    """Whether a chunk written before the one before it committed (which wrote the rows
+    `touched`) may have read what that one changed: it updated one of those rows, or found
+    an identity conflict (which a changed email or external_id could have caused)."""
+    if not touched:
+        return False
+    refused = chunk.prepared.results
+    for n, item in enumerate(result.results):
+        if item.status == "updated" and item.id in touched:
+            return True
+        if (
+            item.status == "error"
+            and refused[n] is None
+            and not spec.identity.isdisjoint(item.errors)
+        ):
+            return True
+    return False
 
 
 def _commit_without_waiting_for_disk() -> None:
@@ -591,45 +739,62 @@ def _refresh_statistics(model) -> None:
 class _Chunk:
     size: int  # CSV rows read, empty ones included
     lines: list[int]  # the CSV line of each item
-    cells: list  # the original cells of each item
+    columns: list[list[str]]  # the original cells of the items, column by column
     prepared: services.PreparedBatch
+
+    def cells(self, item: int) -> tuple[str, ...]:
+        return tuple(column[item] for column in self.columns)
 
 
 def _read_chunk(chunks, kind: str, targets: list[str]) -> _Chunk | None:
-    """The next chunk of the file, cleaned (records_prepare), or None at the end."""
+    """The next chunk of the file, cleaned (the kind's prepare), or None at the end."""
     chunk = next(chunks, None)
     if chunk is None:
         return None
-    # Rows as tuples of cells, column by column out of pandas (far cheaper than row access).
-    columns = (chunk.iloc[:, position].tolist() for position in range(chunk.shape[1]))
-    rows = list(zip(*columns, strict=True))
+    # Column by column out of pandas (far cheaper than row access).
+    columns = [chunk.iloc[:, position].tolist() for position in range(chunk.shape[1])]
     lines = [index + 2 for index in chunk.index.tolist()]  # the header is line 1
-    if any(not "".join(cells).strip() for cells in rows):
+    if (kept := _filled_rows(columns)) is not None:
         # Empty lines, or nothing in the mapped columns: skipped.
-        kept = [n for n, cells in enumerate(rows) if "".join(cells).strip()]
-        rows, lines = [rows[n] for n in kept], [lines[n] for n in kept]
-    items = [dict(zip(targets, cells, strict=True)) for cells in rows]
-    cells_of = rows
-    prepared = import_kinds.get(kind).prepare(items)
-    return _Chunk(len(chunk), lines, cells_of, prepared)
+        columns = [[column[n] for n in kept] for column in columns]
+        lines = [lines[n] for n in kept]
+    spec = import_kinds.get(kind)
+    if spec.prepare_columns is not None:
+        prepared = spec.prepare_columns(dict(zip(targets, columns, strict=True)))
+    else:
+        items = [dict(zip(targets, cells, strict=True)) for cells in zip(*columns, strict=True)]
+        prepared = spec.prepare(items)
+    return _Chunk(len(chunk), lines, columns, prepared)
 
 
-def _write_chunk(organization, kind, chunk: _Chunk, targets, report) -> tuple[int, int, int]:
-    """Upserts one chunk; returns (created, updated, errors) and reports the errors."""
+def _filled_rows(columns: list[list[str]]) -> list[int] | None:
+    """The rows with something in a cell, when some have not; None when all have."""
+    filled = [list(map(str.strip, column)) for column in columns]
+    if any("" not in cells for cells in filled):
+        return None
+    return [n for n, cells in enumerate(zip(*filled, strict=True)) if any(cells)]
+
+
+def _write_rows(organization, spec, chunk: _Chunk):
+    """Upserts one chunk's rows (the kind's write): one result per item."""
     if not chunk.lines:
-        return 0, 0, 0
-    result = import_kinds.get(kind).write(organization, chunk.prepared)
+        return services.UpsertReport(results=[])
+    result = spec.write(organization, chunk.prepared)
     if len(result.results) != len(chunk.lines):
         raise ValueError(f"{len(chunk.lines)} rows written, {len(result.results)} results.")
-    # Counted in C; only the rejected rows are visited (this runs while the next chunk
-    # waits for this thread).
+    return result
+
+
+def _report_results(kind, chunk: _Chunk, result, targets, report) -> tuple[int, int, int]:
+    """(created, updated, errors) of a chunk written, with its errors reported."""
+    # Counted in C; only the rejected rows are visited.
     statuses = [item.status for item in result.results]
     created, updated = statuses.count("created"), statuses.count("updated")
     errors = len(statuses) - created - updated
     if errors:
         for n, item in enumerate(result.results):
             if item.status != "created" and item.status != "updated":
-                cells = chunk.cells[n]
+                cells = chunk.cells(n)
                 key = item.key or _raw_key(kind, targets, cells)
                 report.add(chunk.lines[n], key, item.errors, cells)
     return created, updated, errors

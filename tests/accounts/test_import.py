@@ -2,7 +2,10 @@
 progress polling, idempotency, and who may see what."""
 
 import csv
+import dataclasses
 import io
+import threading
+import time
 from datetime import timedelta
 from decimal import Decimal
 
@@ -14,7 +17,7 @@ from django.urls import reverse
 from django.utils.timezone import now
 from django_scopes import scope, scopes_disabled
 
-from accounts import imports, services
+from accounts import import_kinds, imports, services
 from accounts.models import Account, Contact, ImportJob, ImportStatus, SupportTicket
 from accounts.tasks import run_import
 from tests.accounts.factories import AccountFactory, ContactFactory
@@ -461,14 +464,14 @@ def test_it_reads_a_file_in_batches_bigger_than_the_api_limit(
     as_alice, org_a, monkeypatch, django_capture_on_commit_callbacks
 ):
     batches = []
-    real_prepare = services.records_prepare
+    spec = import_kinds.get("contacts")
 
-    def counting_prepare(**kwargs):
-        items = list(kwargs.pop("items"))
-        batches.append(len(items))
-        return real_prepare(items=items, **kwargs)
+    def counting_prepare(columns):
+        batches.append(len(columns["email"]))
+        return spec.prepare_columns(columns)
 
-    monkeypatch.setattr(services, "records_prepare", counting_prepare)
+    counting = dataclasses.replace(spec, prepare_columns=counting_prepare)
+    monkeypatch.setitem(import_kinds._KINDS, "contacts", counting)
     rows = [[f"p{n}@x.example", f"Person {n}"] for n in range(services.MAX_BATCH + 500)]
     content = csv_bytes([["email", "name"], *rows])
 
@@ -820,3 +823,225 @@ def test_it_suppresses_the_unsubscribed_and_bounced_people_of_a_people_export(
             contact.suppressed_reason,
             contact.suppressed_at,
         )
+
+
+# --- Cleaning a chunk column by column -------------------------------------------------------
+
+ODD_CELLS = {  # a column's good cells first, then odd ones
+    "email": ["ann@initech.example", " Ann@Initech.Example ", "ann.o'neil@initech.example",
+              "ann at initech.example", "", "  ", "zoë@initech.example", '"a b"@initech.example',
+              "a@-initech.example", "a..b@initech.example", ".a@initech.example",
+              "a@b@initech.example", "line\nbreak@initech.example", "nul\x00@initech.example",
+              "x" * 320 + "@i.example", "bad\udc80@initech.example", "c-1", "ſam@initech.example"],
+    "external_id": ["c-1", " c-2 ", "", "tab\tand\\slash", "x" * 201, "ann@initech.example",
+                    "nul\x00", "not utf-8 \udce9"],
+    "name": ["Ann", "", "Zoë Lee", "back\\slash", "two\nlines", "tab\there", "x" * 201, "\r"],
+    "title": ["CEO", "", "Head of Ops", "x" * 200, "x" * 201],
+    "locale": ["en", "en_US", "de-DE", "xx-", "english"],
+    "timezone": ["Europe/Berlin", "", "UTC", "Mars/Olympus"],
+    "account_external_id": ["acc-1", "", "acc-404"],
+    "suppressed_reason": ["", "bounced", "Bounced", "unsubscribed", "sometimes"],
+    "properties.tier": ["gold", "", "tab\tgold", "nul\x00"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_it_cleans_a_chunk_column_by_column_as_the_upsert_does(seed):
+    """Cells drawn mostly from a column's first (good) values, now and then from its odd
+    ones, with some emails and external_ids repeated: the same batch as row by row."""
+    import random
+
+    rng = random.Random(seed)
+    names = rng.sample(sorted(ODD_CELLS), rng.randint(1, len(ODD_CELLS)))
+    items = []
+    for n in range(300):
+        item = {}
+        for name in names:
+            cell = rng.choice(ODD_CELLS[name] if rng.random() < 0.08 else ODD_CELLS[name][:3])
+            if name in ("email", "external_id") and rng.random() < 0.95:
+                cell = cell.replace("ann", f"ann{n}").replace("c-", f"c{n}-")
+            item[name] = cell
+        items.append(item)
+    columns = {name: [item[name] for item in items] for name in names}
+
+    by_columns = import_kinds._prepare_contacts(columns, len(items))
+    by_rows = services.records_prepare(kind="contacts", items=items, blank_unsets=True)
+
+    assert by_columns.results == by_rows.results
+    assert by_columns.cleaned == by_rows.cleaned
+    assert list(by_columns.cleaned) == list(by_rows.cleaned)
+    assert by_columns.staged == by_rows.staged
+    assert by_columns.labels == by_rows.labels
+    assert import_kinds.get("contacts").prepare(items).batch == by_columns  # rows as dicts
+
+
+def test_it_suppresses_a_contact_whose_status_is_blank_by_its_bounce_date(
+    as_alice, org_a, django_capture_on_commit_callbacks
+):
+    content = csv_bytes(
+        [
+            ["Email", "Status", "Bounced at"],
+            ["ann@initech.example", "", "2024-03-05T10:00:00Z"],
+            ["bo@initech.example", "active", ""],
+        ]
+    )
+
+    job = do_import(as_alice, org_a, content, django_capture_on_commit_callbacks, kind="contacts")
+
+    assert (job.created_count, job.error_count) == (2, 0)
+    with scope(organization=org_a):
+        ann = Contact.objects.get(email="ann@initech.example")
+        bo = Contact.objects.get(email="bo@initech.example")
+    assert ann.suppressed_reason == "bounced"
+    assert ann.suppressed_at.isoformat() == "2024-03-05T10:00:00+00:00"
+    assert ann.suppression_note == "Bounced on 2024-03-05 (imported)."
+    assert (bo.suppressed_reason, bo.suppressed_at) == ("", None)
+
+
+# --- Chunks on two connections (PostgreSQL) ----------------------------------------------------
+
+# Committed rows (a transactional test), which the writers' own connections see.
+two_connections = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="SQLite writes the chunks one after the other"
+)
+
+
+def run_contacts_file(org, user, rows: list[list[str]]) -> ImportJob:
+    from django.core.files.base import ContentFile
+
+    header = ["email", "external_id", "name"]
+    with scopes_disabled():
+        job = make_job(
+            org,
+            user,
+            kind="contacts",
+            headers=header,
+            mapping={name: name for name in header},
+            status=ImportStatus.QUEUED,
+        )
+        job.file.save("contacts.csv", ContentFile(csv_bytes([header, *rows])))
+    with scope(organization=org):  # as the task runs it
+        return imports.import_run(organization_id=org.pk, import_id=job.pk)
+
+
+class _CommittingLate(threading.Event):
+    """A chunk's `written` whose writer, once it set it, waits a little before committing:
+    the next chunk is then written while this one has not committed yet."""
+
+    def set(self):
+        lingers = not self.is_set() and threading.current_thread().name.startswith("import-")
+        super().set()
+        if lingers:
+            time.sleep(0.2)
+
+
+@dataclasses.dataclass
+class _LateTurn(imports._Turn):
+    written: threading.Event = dataclasses.field(default_factory=_CommittingLate)
+
+
+@pytest.mark.django_db(transaction=True)
+@two_connections
+def test_it_writes_the_chunks_on_two_connections_in_the_order_of_the_file(
+    as_alice, org_a, alice, monkeypatch
+):
+    threads = set()
+    write_in_turn = imports._write_in_turn
+
+    def spying(*args):
+        threads.add(threading.current_thread().name)
+        return write_in_turn(*args)
+
+    batches = []
+    upsert_batch = services._upsert_batch
+
+    def counting(organization, kind, prepared):
+        batches.append(len(prepared.cleaned))
+        return upsert_batch(organization, kind, prepared)
+
+    monkeypatch.setattr(imports, "_write_in_turn", spying)
+    monkeypatch.setattr(imports, "_Turn", _LateTurn)
+    monkeypatch.setattr(services, "_upsert_batch", counting)
+    monkeypatch.setattr(services, "IMPORT_BATCH", 40)
+    existing = ContactFactory(organization=org_a, account=None, email="old@initech.example")
+    rows = [[f"p{n}@initech.example", f"c-{n}", f"Person {n}"] for n in range(200)]
+    rows[45] = ["p10@initech.example", "c-10", "Person 10, again"]  # created by chunk 1
+    rows[50] = ["old@initech.example", "", "Old, renamed"]
+    rows[90] = ["old@initech.example", "", "Old, renamed again"]  # the next chunk: it wins
+    rows[130] = ["not an email", "c-130", "Bad"]
+
+    job = run_contacts_file(org_a, alice, rows)
+
+    assert {"import-writer-0_0", "import-writer-1_0"} <= threads
+    # The second chunk did not see the contact the first created (not committed yet): its
+    # unique index refused a second one, and records_upsert wrote it again; having then
+    # updated a contact the first chunk wrote, it was written once more after that commit.
+    # The third updated the contact the second did: written again too. The fourth has the
+    # bad row.
+    assert batches == [40, 40, 40, 40, 40, 40, 39, 40]
+    assert job.status == ImportStatus.DONE
+    assert (job.created_count, job.updated_count, job.error_count) == (196, 3, 1)
+    assert (job.processed_rows, job.total_rows) == (200, 200)
+    with scope(organization=org_a):
+        assert Contact.objects.count() == 197
+        assert Contact.objects.get(external_id="c-10").name == "Person 10, again"
+        assert Contact.objects.get(pk=existing.pk).name == "Old, renamed again"
+        assert not Contact.objects.filter(external_id="c-130").exists()
+    [error] = error_rows(as_alice, job)
+    assert (error["row"], error["email"]) == ("132", "not an email")
+
+    again = run_contacts_file(org_a, alice, rows)
+    assert (again.created_count, again.updated_count, again.error_count) == (0, 199, 1)
+
+
+@pytest.mark.django_db(transaction=True)
+@two_connections
+def test_it_commits_no_chunk_after_one_that_failed(org_a, alice, monkeypatch):
+    spec = import_kinds.get("contacts")
+    written = []
+
+    def failing_third(organization, prepared):
+        written.append(prepared)
+        if len(written) == 3:
+            raise RuntimeError("database went away")
+        return spec.write(organization, prepared)
+
+    monkeypatch.setitem(
+        import_kinds._KINDS, "contacts", dataclasses.replace(spec, write=failing_third)
+    )
+    monkeypatch.setattr(services, "IMPORT_BATCH", 40)
+    rows = [[f"p{n}@initech.example", f"c-{n}", f"Person {n}"] for n in range(200)]
+
+    job = run_contacts_file(org_a, alice, rows)
+
+    assert job.status == ImportStatus.FAILED
+    assert "unexpected error" in job.failure
+    assert (job.processed_rows, job.created_count) == (80, 80)
+    with scope(organization=org_a):
+        assert Contact.objects.count() == 80
+        assert not Contact.objects.filter(external_id="c-80").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+@two_connections
+def test_it_writes_a_chunk_again_when_it_read_a_contact_the_chunk_before_changed(
+    org_a, alice, monkeypatch
+):
+    monkeypatch.setattr(imports, "_Turn", _LateTurn)
+    monkeypatch.setattr(services, "IMPORT_BATCH", 2)
+    moved = ContactFactory(organization=org_a, account=None, email="old@initech.example")
+    with scopes_disabled():
+        Contact.objects.filter(pk=moved.pk).update(external_id="c-1")
+    rows = [
+        ["new@initech.example", "c-1", "Moved"],  # the contact's email changes…
+        ["ann@initech.example", "c-2", "Ann"],
+        ["old@initech.example", "", "Someone else"],  # …so this address is free: a new one
+        ["bo@initech.example", "c-3", "Bo"],
+    ]
+
+    job = run_contacts_file(org_a, alice, rows)
+
+    assert (job.created_count, job.updated_count, job.error_count) == (3, 1, 0)
+    with scope(organization=org_a):
+        assert Contact.objects.get(pk=moved.pk).email == "new@initech.example"
+        assert Contact.objects.get(email="old@initech.example").name == "Someone else"
