@@ -405,10 +405,10 @@ def _prepare_contacts(columns: dict[str, list], size: int) -> services.PreparedB
     kept = [index for index in range(size) if results[index] is None]
     cleaned = dict(zip(kept, map(rows.__getitem__, kept), strict=True))
     staged = labels = None
-    if services._writes_staged(kind):  # what the write needs that no database answer changes
+    if services.writes_staged(kind):  # what the write needs that no database answer changes
         if len(kept) < size:
             values = {name: list(map(cells.__getitem__, kept)) for name, cells in values.items()}
-        staged = dict(zip(kept, _staged_texts(values, cleaned.values(), len(kept)), strict=True))
+        staged = dict(zip(kept, staged_texts(values, cleaned.values(), len(kept)), strict=True))
         emails = values.get("email", [None] * len(kept))
         external_ids = values.get("external_id", [None] * len(kept))
         labels = dict(zip(kept, map(_label, emails, external_ids), strict=True))
@@ -466,18 +466,18 @@ def _refuse_repeated_identities(rows: list[dict], results: list, values: dict) -
             seen.update(dict.fromkeys(mine, index))
 
 
-def _staged_texts(values: dict[str, list], rows, size: int) -> list[tuple[str, str, bool]]:
-    """services._staged_texts of the kept rows, built a column at a time from their
+def staged_texts(values: dict[str, list], rows, size: int) -> list[tuple[str, str, bool]]:
+    """services.staged_texts of the kept rows, built a column at a time from their
     cleaned values (`values`, field → value or None) and, for the properties, their rows:
     (the staging cells, the new row's cells, whether it is suppressed) of each row."""
     null, nothing = services.NULL_CELL, [None] * size
     stage, new = [], []
-    for column in services._staged_columns(services.CONTACTS):
+    for column in services.staged_columns(services.CONTACTS):
         if column.kind == "ref":
             continue
         if column.kind == "json":
             given = [row.get(column.name) for row in rows]
-            cells = [null if value is None else services._copy_cell(json.dumps(value))
+            cells = [null if value is None else services.copy_cell(json.dumps(value))
                      for value in given]  # fmt: skip
             stage.append(cells)
             pairs = zip(given, cells, strict=True)
@@ -486,7 +486,7 @@ def _staged_texts(values: dict[str, list], rows, size: int) -> list[tuple[str, s
         given = values.get(column.name, nothing)
         text = "".join(filter(None, given))
         if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
-            cells = list(map(services._copy_cell, given))
+            cells = list(map(services.copy_cell, given))
         else:
             cells = [null if value is None else value for value in given]
         stage.append(cells)

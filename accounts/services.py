@@ -601,7 +601,7 @@ def _recordset(columns, rows: list[dict], always_vary, *, defaults=False):
 STAGE_TABLE = "accounts_contact_upsert_stage_v2"  # its columns: _staged_sql
 
 
-def _writes_staged(kind: UpsertKind) -> bool:
+def writes_staged(kind: UpsertKind) -> bool:
     return kind is CONTACTS and connection.vendor == "postgresql"
 
 
@@ -636,7 +636,7 @@ class _StagedColumn:
     nullable: bool
 
 
-def _staged_columns(kind: UpsertKind) -> list[_StagedColumn]:
+def staged_columns(kind: UpsertKind) -> list[_StagedColumn]:
     """The staging table's columns after idx and id: the references, then the text ones,
     then the JSON ones (the order _staged_lines writes them in)."""
     columns = []
@@ -653,7 +653,7 @@ NULL_CELL = "\\N"  # COPY's text format for NULL
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
-def _copy_cell(value) -> str:
+def copy_cell(value) -> str:
     """A cell of COPY's text format: \\N for NULL, the text with its specials escaped."""
     if value is None:
         return NULL_CELL
@@ -664,13 +664,13 @@ def _copy_cell(value) -> str:
     return value
 
 
-def _staged_texts(kind: UpsertKind, cleaned: dict) -> dict:
+def staged_texts(kind: UpsertKind, cleaned: dict) -> dict:
     """Item index → what its rows need that no database answer changes, in COPY's text
     format: (its staging cells, its cells as a new row, whether a new row is suppressed).
     The text and JSON cells, tab-separated: built while preparing, so the write only adds
     each row's idx or id and references (_staged_lines, _new_lines). Run once per item, so
     kept to C-level calls where the values need no escaping (nearly always)."""
-    columns = _staged_columns(kind)
+    columns = staged_columns(kind)
     texts = [c.name for c in columns if c.kind == "text"]
     nullable = [c.nullable for c in columns if c.kind == "text"]
     jsons = [c.name for c in columns if c.kind == "json"]
@@ -678,7 +678,7 @@ def _staged_texts(kind: UpsertKind, cleaned: dict) -> dict:
     # nullable column, COALESCE(…, '') for the others (as the UPDATE reads them).
     null_if_empty = [n for n, is_nullable in enumerate(nullable) if is_nullable]
     empty_if_null = [n for n, is_nullable in enumerate(nullable) if not is_nullable]
-    cell, dumps, blank, null = _copy_cell, json.dumps, cleaning.BLANK, NULL_CELL
+    cell, dumps, blank, null = copy_cell, json.dumps, cleaning.BLANK, NULL_CELL
     staged = {}
     for index, data in cleaned.items():
         values = list(map(data.get, texts))
@@ -719,7 +719,7 @@ def _ref_cells(refs, data, *, flags: bool) -> list[str]:
 def _staged_lines(columns: list[_StagedColumn], writes, staged: dict) -> list[str]:
     """The staging rows in COPY's text format, one line per (item index, cleaned data,
     matched row): idx, the matched id, each reference's flag (whether the item sets it)
-    and resolved id, then the item's prepared cells (_staged_texts)."""
+    and resolved id, then the item's prepared cells (staged_texts)."""
     refs = [(c.name, f"_{c.name}") for c in columns if c.kind == "ref"]
     return [
         "\t".join(
@@ -814,8 +814,8 @@ def _write_staged(organization, kind: UpsertKind, writes: list[tuple[int, dict, 
                   moment):  # fmt: skip
     """Writes (item index, cleaned data, matched row) triples: a matched row is {"id": …}
     and goes through the staging table; a new one is {}, gets its "id" here and is copied
-    straight in. `staged` holds each item's prepared cells (_staged_texts)."""
-    columns = _staged_columns(kind)
+    straight in. `staged` holds each item's prepared cells (staged_texts)."""
+    columns = staged_columns(kind)
     create, copy_sql, reserve, copy_new, update = _staged_sql(kind, columns)
     new = [write for write in writes if "id" not in write[2]]
     matched = [write for write in writes if "id" in write[2]] if len(new) < len(writes) else []
@@ -857,7 +857,7 @@ class PreparedBatch:
     kind: str
     results: list  # ItemResult for the items already refused, None for the others
     cleaned: dict  # item index → cleaned data
-    # Item index → its staging text (_staged_texts), for a kind written staged; else None.
+    # Item index → its staging text (staged_texts), for a kind written staged; else None.
     staged: dict | None = None
     labels: dict | None = None  # item index → its result's key, where already known
 
@@ -937,8 +937,8 @@ def _prepare(kind: UpsertKind, items: list, *, blank_unsets: bool) -> PreparedBa
         else:
             cleaned[index] = data
     staged = labels = None
-    if _writes_staged(kind):  # the write's per-item work that needs no database, done here
-        staged = _staged_texts(kind, cleaned)
+    if writes_staged(kind):  # the write's per-item work that needs no database, done here
+        staged = staged_texts(kind, cleaned)
         labels = {index: kind.label(data) for index, data in cleaned.items()}
     return PreparedBatch(kind.name, results, cleaned, staged, labels)
 
@@ -966,7 +966,7 @@ def _upsert_batch(organization, kind: UpsertKind, prepared: PreparedBatch) -> Up
         elif kind is USAGE:
             data["account_id"] = data["_account_external_id"]
 
-    staged = _writes_staged(kind)
+    staged = writes_staged(kind)
     if staged:
         update_fields = []
         existing = _existing_identities(organization, list(cleaned.values()))
@@ -1031,7 +1031,7 @@ def _upsert_batch(organization, kind: UpsertKind, prepared: PreparedBatch) -> Up
     if to_write and staged:
         staged_texts = prepared.staged
         if staged_texts is None:
-            staged_texts = _staged_texts(kind, cleaned)
+            staged_texts = staged_texts(kind, cleaned)
         _write_staged(
             organization,
             kind,
