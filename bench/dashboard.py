@@ -312,6 +312,12 @@ def measure(organization, *, filled, rebuilt):
         cursor.execute("SELECT count(*) FROM insights_accountmonth WHERE organization_id = %s",
                        [organization.pk])  # fmt: skip
         account_months = cursor.fetchone()[0]
+        cursor.execute(
+            "SELECT (SELECT count(*) FROM insights_themeday WHERE organization_id = %s), "
+            "(SELECT count(*) FROM insights_loopday WHERE organization_id = %s)",
+            [organization.pk, organization.pk],
+        )
+        theme_days, loop_days = cursor.fetchone()
     made = (
         "reused"
         if filled is None
@@ -320,7 +326,8 @@ def measure(organization, *, filled, rebuilt):
     print(
         f"database: PostgreSQL {connection.pg_version // 10000}; {ours:,} responses in the "
         f"organization, {total - ours:,} in another; {made}; {rollup_rows:,} daily rollup "
-        f"rows, {account_months:,} account-month rows"
+        f"rows, {account_months:,} account-month rows, {theme_days:,} theme-day rows, "
+        f"{loop_days:,} loop-day rows"
     )
 
     with scope(organization=organization):

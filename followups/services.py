@@ -381,6 +381,7 @@ def followup_open_for_response(*, organization: Organization, response_id: int) 
         with transaction.atomic():
             followup.save()
             _log(followup, ActivityKind.CREATED, message=_created_message(followup))
+            events.loop_changed_on_commit(organization.pk, [followup.pk])
     except IntegrityError:
         # The same response's task ran twice at once: the other one made it.
         return FollowUp.objects.get(organization=organization, response=response)
@@ -416,6 +417,7 @@ def followups_open_for_responses(*, organization: Organization, response_ids) ->
                 for followup in followups:
                     followup.created_at = followup.updated_at = moment
                 _insert_opened(organization, followups, moment)
+                events.loop_changed_on_commit(organization.pk, [f.pk for f in followups])
         except IntegrityError:
             # A duplicate delivery of the same task got there first: one by one finds them.
             for response in new:
@@ -530,6 +532,7 @@ def _replan(
         _plan(organization, existing, response, context)
         existing.updated_at = now()
         existing.save()
+        events.loop_changed_on_commit(organization.pk, [existing.pk])
         _log(
             existing,
             ActivityKind.REPLANNED,
@@ -621,6 +624,8 @@ def followup_send_email(
         ):
             changes.update(draft_subject=subject, draft_body=body, draft_edited=True)
         FollowUp.objects.filter(pk=followup.pk).update(**changes)
+        if "first_contact_at" in changes or "status" in changes:
+            events.loop_changed_on_commit(organization.pk, [followup.pk])
         for key, value in changes.items():
             setattr(followup, key, value)
         activity = _log(
@@ -648,6 +653,7 @@ def followup_log(
         if kind == ActivityKind.CALL and followup.first_contact_at is None:
             followup.first_contact_at = now()
             followup.save(update_fields=["first_contact_at"])
+            events.loop_changed_on_commit(organization.pk, [followup.pk])
         return _log(followup, kind, actor=actor, message=message[:5000])
 
 
@@ -667,6 +673,7 @@ def followup_change_status(
     followup.updated_at = now()
     with transaction.atomic():
         followup.save(update_fields=["status", "closed_at", "outcome", "updated_at"])
+        events.loop_changed_on_commit(organization.pk, [followup.pk])
         _log(
             followup,
             ActivityKind.STATUS,
@@ -698,6 +705,7 @@ def followup_close(
         followup.save(
             update_fields=["status", "outcome", "closing_notes", "closed_at", "updated_at"]
         )
+        events.loop_changed_on_commit(organization.pk, [followup.pk])
         _log(
             followup,
             ActivityKind.CLOSED,

@@ -12,6 +12,7 @@ class InsightsConfig(AppConfig):
         from django_scopes import scope
 
         from accounts.models import Account, Contact
+        from followups import events as followup_events
         from insights import services, tasks
         from responses import events
         from responses.models import Response
@@ -64,8 +65,23 @@ class InsightsConfig(AppConfig):
         def rollup_on_account_delete(sender, instance, **kwargs):
             recount_on_commit(instance.organization_id, "accounts", instance.pk)
 
+        def rollup_on_themes(sender, organization_id, response_ids, **kwargs):
+            # Sent inside the analysis's transaction (in the tenant's scope): recount the
+            # theme days there, so the rollup commits with the themes it counts.
+            services.rollup_themes(organization_id, response_ids)
+
+        def rollup_on_loop(sender, organization_id, followup_ids, **kwargs):
+            for start in range(0, len(followup_ids), 1000):
+                tasks.rollup_followups.delay(organization_id, followup_ids[start : start + 1000])
+
         events.response_recorded.connect(
             rollup_on_record, dispatch_uid="insights.rollup", weak=False
+        )
+        events.response_themes_changed.connect(
+            rollup_on_themes, dispatch_uid="insights.rollup_themes", weak=False
+        )
+        followup_events.loop_changed.connect(
+            rollup_on_loop, dispatch_uid="insights.rollup_followups", weak=False
         )
         post_delete.connect(
             rollup_on_delete, sender=Response, dispatch_uid="insights.rollup_delete", weak=False

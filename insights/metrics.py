@@ -18,6 +18,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
+from functools import lru_cache
 
 from django.core.exceptions import ValidationError
 from django.utils import timezone
@@ -209,8 +210,10 @@ def nps_score(promoters: int, passives: int, detractors: int) -> float | None:
     return 100.0 * (promoters - detractors) / n
 
 
+@lru_cache(maxsize=8)
 def _z(confidence: float) -> float:
-    """The two-sided normal quantile, by bisection on erf (no scipy)."""
+    """The two-sided normal quantile, by bisection on erf (no scipy); remembered per
+    confidence, as every interval and change asks for the same one."""
     target = 1 - (1 - confidence) / 2
     low, high = 0.0, 10.0
     for _ in range(100):

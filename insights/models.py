@@ -22,6 +22,12 @@ from nps_platform.models import Organization
 
 NO_SURVEY = 0  # survey_id of answers that belong to no survey
 
+# A follow-up contacted within its SLA: first contact made, by the due time. Loop health
+# counts these, from the follow-ups or from LoopFollowUp.in_sla (written with this).
+CONTACTED_IN_TIME = models.Q(
+    first_contact_at__isnull=False, first_contact_at__lte=models.F("due_at")
+)
+
 
 class DailyScore(models.Model):
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
@@ -107,6 +113,106 @@ class AccountMonth(models.Model):
 
     def __str__(self):
         return f"account {self.account_id} in {self.month:%Y-%m}"
+
+
+class ThemeDay(models.Model):
+    """Per organization, day, survey, channel and theme: how many answers mention the
+    theme, and how many of those are detractors and promoters (what the themes panel
+    shows). Recounted with DailyScore's days, and for the answers an analysis rewrote."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    survey_id = models.BigIntegerField(default=NO_SURVEY)
+    channel = models.CharField(max_length=10)
+    theme = models.SlugField(max_length=50)
+    mentions = models.PositiveIntegerField(default=0)
+    detractors = models.PositiveIntegerField(default=0)
+    promoters = models.PositiveIntegerField(default=0)
+
+    objects = ScopedManager(organization="organization")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "day", "survey_id", "channel", "theme"],
+                name="theme_day_once",
+            )
+        ]
+        # On PostgreSQL, migration 0004 adds a covering index on (organization, day).
+
+    def __str__(self):
+        return f"{self.theme} on {self.day}: {self.mentions}"
+
+
+class LoopFollowUp(models.Model):
+    """A follow-up as loop health reads it: its answer's time, score, survey and channel
+    beside its own state and times, so the loop figures of a period read one table instead
+    of joining the follow-ups with the answers. Kept current from the follow-up events and
+    the response events."""
+
+    followup_id = models.BigIntegerField(primary_key=True)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    response_id = models.BigIntegerField()
+    submitted_at = models.DateTimeField()
+    survey_id = models.BigIntegerField(default=NO_SURVEY)
+    channel = models.CharField(max_length=10)
+    score = models.PositiveSmallIntegerField()
+    status = models.CharField(max_length=20)
+    outcome = models.CharField(max_length=20, blank=True)
+    due_at = models.DateTimeField()
+    created_at = models.DateTimeField()
+    first_contact_at = models.DateTimeField(null=True)
+    closed_at = models.DateTimeField(null=True)
+    # Precomputed from the columns above when the row is written, so the period's counts
+    # and medians read plain values from one index: first contact by the due time, and
+    # the seconds from opening to first contact and to close (None until then). The
+    # seconds are PostgreSQL's EXTRACT(EPOCH …) as a double, what its medians sort; SQLite
+    # computes its medians from the times instead.
+    in_sla = models.BooleanField(default=False)
+    contact_seconds = models.FloatField(null=True)
+    close_seconds = models.FloatField(null=True)
+
+    objects = ScopedManager(organization="organization")
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["organization", "response_id"], name="loop_followup_response"),
+            models.Index(fields=["organization", "submitted_at"], name="loop_followup_period"),
+        ]
+        # On PostgreSQL, migration 0004 adds two partial covering indexes of the detractors'
+        # follow-ups by (organization, submitted_at): their seconds (the medians), and the
+        # open ones' due times (the overdue count).
+
+    def __str__(self):
+        return f"follow-up {self.followup_id} of response {self.response_id}"
+
+
+class LoopDay(models.Model):
+    """Per organization, day of the answer, survey, channel and outcome: the detractor
+    answers' follow-ups, how many were contacted within their SLA, and how many are open
+    (loop health's counts). Recounted from LoopFollowUp for the days its rows touch."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    survey_id = models.BigIntegerField(default=NO_SURVEY)
+    channel = models.CharField(max_length=10)
+    outcome = models.CharField(max_length=20, blank=True)
+    followups = models.PositiveIntegerField(default=0)
+    in_sla = models.PositiveIntegerField(default=0)
+    open = models.PositiveIntegerField(default=0)
+
+    objects = ScopedManager(organization="organization")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "day", "survey_id", "channel", "outcome"],
+                name="loop_day_once",
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.day} {self.outcome or 'no outcome'}: {self.followups}"
 
 
 class WeeklyDigest(models.Model):

@@ -19,7 +19,7 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 from django.db import connection
-from django.db.models import Count, DateField, Exists, F, Max, Min, OuterRef, Q, Sum
+from django.db.models import Count, DateField, Exists, Max, Min, OuterRef, Q, Sum
 from django.db.models.functions import Trunc
 from django.utils import timezone
 
@@ -27,7 +27,15 @@ from accounts.models import OPEN_TICKET_STATUSES, Account, Segment, SupportTicke
 from accounts.segments import accounts_q
 from followups.models import OPEN_STATUSES, FollowUp
 from insights import metrics as m
-from insights.models import AccountMonth, DailyScore, RolledResponse
+from insights.models import (
+    CONTACTED_IN_TIME,
+    AccountMonth,
+    DailyScore,
+    LoopDay,
+    LoopFollowUp,
+    RolledResponse,
+    ThemeDay,
+)
 from responses.analysis import taxonomy_for
 from responses.models import Channel, Response, ResponseTheme
 
@@ -541,7 +549,11 @@ def account_level(organization, filters):
     by = frame["category"].value_counts()
     nps = m.Nps.of(by.get("promoter", 0), by.get("passive", 0), by.get("detractor", 0))
     weighted = None
-    arr = frame["arr"].map(lambda v: float(v) if isinstance(v, Decimal) else 0.0)
+    arr = pd.Series(
+        [float(v) if isinstance(v, Decimal) else 0.0 for v in frame["arr"].tolist()],
+        index=frame.index,
+        dtype=float,
+    )
     total = arr.sum()
     if total > 0:
         weights = {c: arr[frame["category"] == c].sum() for c in ("promoter", "detractor")}
@@ -560,14 +572,18 @@ def revenue_at_risk(organization, filters):
         return m.RevenueAtRisk(organization.currency, zero, 0, zero, 0, zero, 0, [])
     risk = frame[frame["category"] == "detractor"]
     risk = risk[risk["churned_at"].isna()]
-    arr = risk["arr"].map(lambda v: v if isinstance(v, Decimal) else zero)
+    arr = pd.Series(
+        [v if isinstance(v, Decimal) else zero for v in risk["arr"].tolist()],
+        index=risk.index,
+        dtype=object,
+    )
     danger = (risk["score"] <= 3).astype(bool)
     horizon = timezone.localdate() + timedelta(days=m.RENEWAL_WINDOW_DAYS)
     today = timezone.localdate()
-    renewing = (
-        risk["renewal_date"]
-        .map(lambda d: isinstance(d, date) and today <= d <= horizon)
-        .astype(bool)
+    renewing = pd.Series(
+        [isinstance(d, date) and today <= d <= horizon for d in risk["renewal_date"].tolist()],
+        index=risk.index,
+        dtype=bool,
     )
     order = risk.assign(risk_arr=arr).sort_values(["risk_arr", "score"], ascending=[False, True])
     top = [
@@ -614,13 +630,32 @@ def _invitations_in(organization, filters):
     return invitations
 
 
+def _invitations_by_account(organization, filters) -> dict:
+    """{account id (None for none): (delivered, answered)} of the period's invitations: one
+    grouped read that the response rate (its sums) and coverage (its accounts) share."""
+
+    def read():
+        rows = (
+            _invitations_in(organization, filters)
+            .values_list("account_id")
+            .annotate(
+                # Counting a column the covering index holds (state is never null), not
+                # the id: PostgreSQL then reads the index alone.
+                delivered=Count("state"),
+                answered=Count("state", filter=Q(answered_at__isnull=False) | Q(state="answered")),
+            )
+            .order_by()
+        )
+        return {account: (delivered, answered) for account, delivered, answered in rows}
+
+    return _memoised(("invitations", organization.pk, filters), read)
+
+
 def rates(organization, filters):
-    totals = _invitations_in(organization, filters).aggregate(
-        delivered=Count("id"),
-        answered=Count("id", filter=Q(answered_at__isnull=False) | Q(state="answered")),
-    )
+    by_account = _invitations_by_account(organization, filters).values()
     responses, with_comment = comment_counts(organization, filters)
-    delivered, answered = totals["delivered"], totals["answered"]
+    delivered = sum(delivered for delivered, _ in by_account)
+    answered = sum(answered for _, answered in by_account)
     return m.Rates(
         delivered=delivered,
         answered=answered,
@@ -636,13 +671,7 @@ def coverage(organization, filters):
     low-health or open-ticket accounts are reached well below the overall rate."""
     low, _ = _bounds(filters)
     answered = set(account_scores(organization, filters)["account_id"].tolist())
-    invited = set(
-        _invitations_in(organization, filters)
-        .filter(account__isnull=False)
-        .order_by()
-        .values_list("account_id", flat=True)
-        .distinct()
-    )
+    invited = {a for a in _invitations_by_account(organization, filters) if a is not None}
     open_ticket = Exists(
         SupportTicket.objects.filter(
             organization=organization,
@@ -661,11 +690,14 @@ def coverage(organization, filters):
         columns=["id", "arr", "health", "ticket"],
     )
     surveyed = base["id"].isin(answered | invited)
-    low_health = base["health"].map(
-        lambda v: v is not None and not pd.isna(v) and v < LOW_HEALTH_BELOW
-    )
+    # A missing health score is not low (NaN compares False).
+    low_health = pd.to_numeric(base["health"], errors="coerce") < LOW_HEALTH_BELOW
     ticket = base["ticket"].astype(bool)
-    arr = base["arr"].map(lambda v: Decimal(0) if v is None or pd.isna(v) else v)
+    arr = pd.Series(
+        [v if isinstance(v, Decimal) else Decimal(0) for v in base["arr"].tolist()],
+        index=base.index,
+        dtype=object,
+    )
     totals = {
         "total": len(base),
         "surveyed": int(surveyed.sum()),
@@ -746,16 +778,78 @@ def _median_hours(followups) -> tuple[float | None, float | None]:
     return median(1), median(2)
 
 
-def loop_health(organization, filters):
-    """The detractor follow-ups of the period's answers: SLA, speed, outcomes, saves."""
+def _loop_rows_in(organization, filters):
+    """The LoopFollowUp rows of the detractor answers the filters select (survey and
+    channel included; segment and owner need the accounts: those read the follow-ups)."""
+    low, high = _bounds(filters)
+    rows = LoopFollowUp.objects.filter(
+        organization=organization, submitted_at__gte=low, submitted_at__lt=high, score__lte=6
+    )
+    if filters.survey_id is not None:
+        rows = rows.filter(survey_id=filters.survey_id)
+    if filters.channel is not None:
+        rows = rows.filter(channel=filters.channel)
+    return rows
+
+
+def _loop_counts_rollup(organization, filters, moment):
+    """`_loop_counts` from the rollups: the counts per outcome from LoopDay (a row per day,
+    survey, channel and outcome), the overdue ones (open and due before `moment`, which
+    moves) from LoopFollowUp's open rows."""
+    days = LoopDay.objects.filter(
+        organization=organization, day__gte=filters.since, day__lte=filters.until
+    )
+    if filters.survey_id is not None:
+        days = days.filter(survey_id=filters.survey_id)
+    if filters.channel is not None:
+        days = days.filter(channel=filters.channel)
+    overdue = dict(
+        _loop_rows_in(organization, filters)
+        .filter(status__in=OPEN_STATUSES, due_at__lt=moment)
+        .values_list("outcome")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    return [
+        {**row, "overdue": overdue.get(row["outcome"], 0)}
+        for row in days.values("outcome")
+        .annotate(n=Sum("followups"), in_sla=Sum("in_sla"), open=Sum("open"))
+        .order_by()
+    ]
+
+
+def _loop_medians_rollup(rows) -> tuple[float | None, float | None]:
+    """`_median_hours` from LoopFollowUp rows: on PostgreSQL one pass over the covering
+    index sorting the precomputed seconds (doubles, not intervals computed per row)."""
+    if connection.vendor != "postgresql":
+        return _median_hours(rows)
+    sql, params = rows.values("contact_seconds", "close_seconds").order_by().query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY t.contact_seconds), "  # noqa: S608 - compiled ORM SQL
+            f"percentile_cont(0.5) WITHIN GROUP (ORDER BY t.close_seconds) FROM ({sql}) t",
+            params,
+        )
+        values = cursor.fetchone()
+    return tuple(None if v is None else float(v) / 3600 for v in values)
+
+
+def loop_health(organization, filters, *, raw: bool = False):
+    """The detractor follow-ups of the period's answers: SLA, speed, outcomes, saves. Read
+    from the loop rollups (LoopDay, LoopFollowUp) unless the filters need the accounts (or
+    `raw`)."""
     responses = responses_in(organization, filters).filter(DETRACTOR_Q)
-    followups = FollowUp.objects.filter(organization=organization, response__in=responses)
     moment = timezone.now()
-    if connection.vendor == "postgresql":
-        by_outcome, (to_contact, to_close) = _loop_counts_pg(followups, moment)
+    if not (raw or filters.needs_raw):
+        by_outcome = _loop_counts_rollup(organization, filters, moment)
+        to_contact, to_close = _loop_medians_rollup(_loop_rows_in(organization, filters))
     else:
-        by_outcome = _loop_counts(followups, moment)
-        to_contact, to_close = _median_hours(followups)
+        followups = FollowUp.objects.filter(organization=organization, response__in=responses)
+        if connection.vendor == "postgresql":
+            by_outcome, (to_contact, to_close) = _loop_counts_pg(followups, moment)
+        else:
+            by_outcome = _loop_counts(followups, moment)
+            to_contact, to_close = _median_hours(followups)
     totals = {
         key: sum(row[key] for row in by_outcome) for key in ("n", "in_sla", "open", "overdue")
     }
@@ -765,7 +859,7 @@ def loop_health(organization, filters):
             key=lambda item: (-item[1], item[0]),
         )
     )
-    if _rollup_serves_accounts(filters):
+    if not raw and _rollup_serves_accounts(filters):
         saved, accounts = _saves_of(account_scores(organization, filters))
     else:
         saved, accounts = _saves(responses)
@@ -825,12 +919,10 @@ def _loop_counts(followups, moment):
     return list(
         followups.values("outcome")
         .annotate(
-            n=Count("id"),
-            in_sla=Count(
-                "id", filter=Q(first_contact_at__isnull=False, first_contact_at__lte=F("due_at"))
-            ),
-            open=Count("id", filter=Q(status__in=OPEN_STATUSES)),
-            overdue=Count("id", filter=Q(status__in=OPEN_STATUSES, due_at__lt=moment)),
+            n=Count("pk"),
+            in_sla=Count("pk", filter=CONTACTED_IN_TIME),
+            open=Count("pk", filter=Q(status__in=OPEN_STATUSES)),
+            overdue=Count("pk", filter=Q(status__in=OPEN_STATUSES, due_at__lt=moment)),
         )
         .order_by()
     )
@@ -921,21 +1013,43 @@ def _saves(detractor_responses) -> tuple[int, int]:
 # --- Themes --------------------------------------------------------------------------------
 
 
-def themes(organization, filters) -> list:
-    """The most mentioned themes with detractor and promoter counts and a per-period trend,
-    from one grouped query (theme × period), totalled here."""
-    rows = (
-        ResponseTheme.objects.filter(organization=organization)
-        .filter(_response_filters(organization, filters, prefix="response__"))
-        .annotate(bucket=Trunc("response__submitted_at", filters.period, output_field=DateField()))
-        .values("theme", "bucket")
-        .annotate(
-            k=Count("id"),
-            detractors=Count("id", filter=Q(response__score__lte=6)),
-            promoters=Count("id", filter=Q(response__score__gte=9)),
+def _theme_rows(organization, filters, *, raw: bool):
+    """Mentions per theme and period (k, detractors, promoters): from ThemeDay unless the
+    filters need the accounts (or `raw`), else from the themes of the period's answers."""
+    if raw or filters.needs_raw:
+        return (
+            ResponseTheme.objects.filter(organization=organization)
+            .filter(_response_filters(organization, filters, prefix="response__"))
+            .annotate(
+                bucket=Trunc("response__submitted_at", filters.period, output_field=DateField())
+            )
+            .values("theme", "bucket")
+            .annotate(
+                k=Count("id"),
+                detractors=Count("id", filter=Q(response__score__lte=6)),
+                promoters=Count("id", filter=Q(response__score__gte=9)),
+            )
+            .order_by()
         )
+    rows = ThemeDay.objects.filter(
+        organization=organization, day__gte=filters.since, day__lte=filters.until
+    )
+    if filters.survey_id is not None:
+        rows = rows.filter(survey_id=filters.survey_id)
+    if filters.channel is not None:
+        rows = rows.filter(channel=filters.channel)
+    return (
+        rows.annotate(bucket=Trunc("day", filters.period, output_field=DateField()))
+        .values("theme", "bucket")
+        .annotate(k=Sum("mentions"), detractors=Sum("detractors"), promoters=Sum("promoters"))
         .order_by()
     )
+
+
+def themes(organization, filters, *, raw: bool = False) -> list:
+    """The most mentioned themes with detractor and promoter counts and a per-period trend,
+    from one grouped query (theme × period), totalled here."""
+    rows = _theme_rows(organization, filters, raw=raw)
     totals: dict[str, list[int]] = {}
     buckets: dict[tuple[str, date], int] = {}
     for row in rows:
@@ -971,14 +1085,17 @@ def churn(organization, filters):
     frame = account_scores(organization, filters)
     rows = []
     rates_by = {}
-    window = timedelta(days=m.CHURN_WINDOW_DAYS)
+    window = pd.Timedelta(days=m.CHURN_WINDOW_DAYS)
+    # Churned within the window after the latest answer (no churn date: not churned).
+    churned_in_window = (
+        frame["churned_at"].notna()
+        & (frame["last_at"] <= frame["churned_at"])
+        & (frame["churned_at"] <= frame["last_at"] + window)
+    )
     for category in ("promoter", "passive", "detractor"):
-        part = frame[frame["category"] == category]
-        churned = 0
-        for last_at, churned_at in zip(part["last_at"], part["churned_at"], strict=True):
-            if churned_at is not None and not pd.isna(churned_at):
-                churned += bool(last_at <= churned_at <= last_at + window)
-        accounts = len(part)
+        in_category = frame["category"] == category
+        churned = int((churned_in_window & in_category).sum())
+        accounts = int(in_category.sum())
         rate = churned / accounts if accounts else None
         rates_by[category] = (accounts, churned)
         rows.append(m.ChurnRow(category=category, accounts=accounts, churned=churned, rate=rate))

@@ -1,10 +1,12 @@
-"""Rollup maintenance: DailyScore and AccountMonth follow the responses exactly.
+"""Rollup maintenance: DailyScore, ThemeDay and AccountMonth follow the responses exactly.
 
-Every change recomputes whole days (DailyScore) or whole account-months (AccountMonth) from
-the responses (delete the rows, insert the aggregate in one INSERT … SELECT), so the
-rollups can never drift by double counting. RolledResponse mirrors each response (day,
-account, respondent, score, time) and links it to its respondent's next answer; a change
-recomputes the links of the respondents it touches.
+Every change recomputes whole days (DailyScore, ThemeDay) or whole account-months
+(AccountMonth) from the responses (delete the rows, insert the aggregate in one INSERT …
+SELECT), so the rollups can never drift by double counting. RolledResponse mirrors each
+response (day, account, respondent, score, time) and links it to its respondent's next
+answer; a change recomputes the links of the respondents it touches. LoopFollowUp mirrors
+each follow-up with its answer's time and score, rewritten for the follow-ups (or answers)
+that changed; LoopDay counts those rows per day, recounted for the days they touch.
 """
 
 from collections import defaultdict
@@ -14,11 +16,14 @@ from datetime import date
 from django.db import connection, transaction
 from django.db.models import (
     BigIntegerField,
+    BooleanField,
     Case,
     Count,
     DateField,
     DateTimeField,
     F,
+    FloatField,
+    Func,
     IntegerField,
     Max,
     Min,
@@ -31,8 +36,18 @@ from django.db.models.expressions import Window
 from django.db.models.functions import Coalesce, Lead, Trunc, TruncDate
 from django.utils import timezone
 
-from insights.models import NO_SURVEY, AccountMonth, DailyScore, RolledResponse
-from responses.models import Response
+from followups.models import OPEN_STATUSES, FollowUp
+from insights.models import (
+    CONTACTED_IN_TIME,
+    NO_SURVEY,
+    AccountMonth,
+    DailyScore,
+    LoopDay,
+    LoopFollowUp,
+    RolledResponse,
+    ThemeDay,
+)
+from responses.models import Response, ResponseTheme
 
 DAY_BATCH = 200
 
@@ -80,6 +95,15 @@ def _day_range(day: date):
     return start, end
 
 
+def _days_window(days: list[date], *, prefix: str = "") -> Q:
+    """The responses (through `prefix`) submitted on these local days."""
+    window = Q()
+    for day in days:
+        low, high = _day_range(day)
+        window |= Q(**{f"{prefix}submitted_at__gte": low, f"{prefix}submitted_at__lt": high})
+    return window
+
+
 def _lock(organization_id: int) -> None:
     """Serialises rollup writers of one organization (PostgreSQL; SQLite has one writer)."""
     if connection.vendor == "postgresql":
@@ -92,10 +116,7 @@ def rollup_days(organization_id: int, days: Iterable[date]) -> None:
     days = sorted(set(days))
     for start in range(0, len(days), DAY_BATCH):
         batch = days[start : start + DAY_BATCH]
-        window = Q()
-        for day in batch:
-            low, high = _day_range(day)
-            window |= Q(submitted_at__gte=low, submitted_at__lt=high)
+        window = _days_window(batch)
         with transaction.atomic():
             _lock(organization_id)
             DailyScore.objects.filter(organization_id=organization_id, day__in=batch).delete()
@@ -103,6 +124,202 @@ def rollup_days(organization_id: int, days: Iterable[date]) -> None:
             _insert_select(
                 DailyScore._meta.db_table, ROLLUP_COLUMNS, _aggregate(organization_id, responses)
             )
+            _recount_theme_days(organization_id, batch)
+
+
+def _theme_aggregate(organization_id: int, mentions):
+    """The ThemeDay rows of some ResponseTheme rows, as a values() queryset in
+    THEME_COLUMNS order."""
+    return (
+        mentions.annotate(
+            r_org=Value(organization_id, output_field=IntegerField()),
+            r_day=TruncDate("response__submitted_at", tzinfo=timezone.get_current_timezone()),
+            r_survey=Coalesce("response__survey_id", Value(NO_SURVEY)),
+            r_channel=F("response__channel"),
+        )
+        .values("r_org", "r_day", "r_survey", "r_channel", "theme")
+        .annotate(
+            r_n=Count("id"),
+            r_d=Count("id", filter=Q(response__score__lte=6)),
+            r_p=Count("id", filter=Q(response__score__gte=9)),
+        )
+        .order_by()
+    )
+
+
+THEME_COLUMNS = [
+    "organization_id", "day", "survey_id", "channel", "theme", "mentions", "detractors",
+    "promoters",
+]  # fmt: skip
+
+
+def _recount_theme_days(organization_id: int, days: list[date]) -> None:
+    """Recomputes ThemeDay for these days from the themes of their responses."""
+    ThemeDay.objects.filter(organization_id=organization_id, day__in=days).delete()
+    mentions = ResponseTheme.objects.filter(
+        _days_window(days, prefix="response__"), organization_id=organization_id
+    )
+    _insert_select(
+        ThemeDay._meta.db_table, THEME_COLUMNS, _theme_aggregate(organization_id, mentions)
+    )
+
+
+def rollup_themes(organization_id: int, response_ids: Iterable[int]) -> None:
+    """Brings ThemeDay up to date after an analysis (re)wrote these responses' themes:
+    recounts the days they fall on. (A response deleted or moved meanwhile is recounted
+    through rollup_responses.)"""
+    ids = sorted(set(response_ids))
+    days: set[date] = set()
+    for start in range(0, len(ids), 1000):
+        days.update(
+            Response.objects.filter(
+                organization_id=organization_id, pk__in=ids[start : start + 1000]
+            )
+            .annotate(r_day=_day_expression())
+            .values_list("r_day", flat=True)
+            .distinct()
+        )
+    days_sorted = sorted(days)
+    for start in range(0, len(days_sorted), DAY_BATCH):
+        batch = days_sorted[start : start + DAY_BATCH]
+        with transaction.atomic():
+            _lock(organization_id)
+            _recount_theme_days(organization_id, batch)
+
+
+LOOP_COLUMNS = [
+    "followup_id", "organization_id", "response_id", "submitted_at", "survey_id", "channel",
+    "score", "status", "outcome", "due_at", "created_at", "first_contact_at", "closed_at",
+    "in_sla", "contact_seconds", "close_seconds",
+]  # fmt: skip
+
+
+class _SecondsBetween(Func):
+    """Seconds from one time to a later one (None when either is): on PostgreSQL exactly
+    what loop health's medians sort, EXTRACT(EPOCH FROM later - earlier) as a double."""
+
+    output_field = FloatField()
+
+    def __init__(self, later: str, earlier: str):
+        super().__init__(F(later), F(earlier))
+
+    def as_sql(self, compiler, connection, **extra):
+        later, later_params = compiler.compile(self.source_expressions[0])
+        earlier, earlier_params = compiler.compile(self.source_expressions[1])
+        if connection.vendor == "postgresql":
+            sql = f"EXTRACT(EPOCH FROM ({later} - {earlier}))::double precision"
+        else:
+            sql = f"((julianday({later}) - julianday({earlier})) * 86400.0)"
+        return sql, [*later_params, *earlier_params]
+
+
+def _loop_rows(organization_id: int, followups):
+    """LoopFollowUp rows of some follow-ups, as a values() queryset in LOOP_COLUMNS order."""
+    return (
+        followups.annotate(
+            r_org=Value(organization_id, output_field=IntegerField()),
+            r_submitted=F("response__submitted_at"),
+            r_survey=Coalesce("response__survey_id", Value(NO_SURVEY)),
+            r_channel=F("response__channel"),
+            r_score=F("response__score"),
+            r_in_sla=Case(
+                When(CONTACTED_IN_TIME, then=Value(True)),
+                default=Value(False),
+                output_field=BooleanField(),
+            ),
+            r_contact=_SecondsBetween("first_contact_at", "created_at"),
+            r_close=_SecondsBetween("closed_at", "created_at"),
+        )
+        .values(
+            "id",
+            "r_org",
+            "response_id",
+            "r_submitted",
+            "r_survey",
+            "r_channel",
+            "r_score",
+            "status",
+            "outcome",
+            "due_at",
+            "created_at",
+            "first_contact_at",
+            "closed_at",
+            "r_in_sla",
+            "r_contact",
+            "r_close",
+        )  # fmt: skip
+        .order_by()
+    )
+
+
+def rollup_followups(
+    organization_id: int, *, followup_ids: Iterable[int] = (), response_ids: Iterable[int] = ()
+) -> None:
+    """Rewrites the LoopFollowUp rows of these follow-ups, and of the follow-ups of these
+    responses, from the follow-ups and their answers (a row goes when its follow-up did)."""
+    followup_ids, response_ids = sorted(set(followup_ids)), sorted(set(response_ids))
+    for field, ids, source in (
+        ("followup_id", followup_ids, "pk"),
+        ("response_id", response_ids, "response_id"),
+    ):
+        for start in range(0, len(ids), 1000):
+            chunk = ids[start : start + 1000]
+            with transaction.atomic():
+                _lock(organization_id)
+                rows = LoopFollowUp.objects.filter(
+                    organization_id=organization_id, **{f"{field}__in": chunk}
+                )
+                days = _loop_days(rows)
+                rows.delete()
+                followups = FollowUp.objects.filter(
+                    organization_id=organization_id, **{f"{source}__in": chunk}
+                )
+                _insert_select(
+                    LoopFollowUp._meta.db_table,
+                    LOOP_COLUMNS,
+                    _loop_rows(organization_id, followups),
+                )
+                _recount_loop_days(organization_id, days | _loop_days(rows))
+
+
+def _loop_days(rows) -> set[date]:
+    """The local days of these LoopFollowUp rows' answers."""
+    return set(rows.annotate(r_day=_day_expression()).values_list("r_day", flat=True).distinct())
+
+
+def _loop_day_rows(organization_id: int, rows):
+    """LoopDay rows of some LoopFollowUp rows (their detractors'), as a values() queryset
+    in LOOP_DAY_COLUMNS order."""
+    return (
+        rows.filter(score__lte=6)
+        .annotate(
+            r_org=Value(organization_id, output_field=IntegerField()), r_day=_day_expression()
+        )
+        .values("r_org", "r_day", "survey_id", "channel", "outcome")
+        .annotate(
+            r_n=Count("pk"),
+            r_in_sla=Count("pk", filter=Q(in_sla=True)),
+            r_open=Count("pk", filter=Q(status__in=OPEN_STATUSES)),
+        )
+        .order_by()
+    )
+
+
+LOOP_DAY_COLUMNS = [
+    "organization_id", "day", "survey_id", "channel", "outcome", "followups", "in_sla", "open",
+]  # fmt: skip
+
+
+def _recount_loop_days(organization_id: int, days: set[date]) -> None:
+    """Recomputes LoopDay for these days from LoopFollowUp."""
+    days_sorted = sorted(days)
+    for start in range(0, len(days_sorted), DAY_BATCH):
+        batch = days_sorted[start : start + DAY_BATCH]
+        LoopDay.objects.filter(organization_id=organization_id, day__in=batch).delete()
+        rows = LoopFollowUp.objects.filter(_days_window(batch), organization_id=organization_id)
+        _insert_select(
+            LoopDay._meta.db_table, LOOP_DAY_COLUMNS, _loop_day_rows(organization_id, rows)
+        )
 
 
 def _respondent_expression():
@@ -305,6 +522,9 @@ def rollup_responses(organization_id: int, response_ids: Iterable[int]) -> None:
         _link(organization_id, respondents)
         cells |= _latest_cells(organization_id, respondents)
         _recount_account_months(organization_id, cells)
+    # A follow-up reads its answer's time and score: rewrite those of these answers (and
+    # drop those that went with a deleted answer).
+    rollup_followups(organization_id, response_ids=ids)
 
 
 def responses_counted_for(
@@ -352,4 +572,33 @@ def rollup_rebuild(organization_id: int) -> int:
                 organization_id, RolledResponse.objects.filter(organization_id=organization_id)
             ),
         )
+        rollup_rebuild_themes_and_loop(organization_id)
     return DailyScore.objects.filter(organization_id=organization_id).count()
+
+
+def rollup_rebuild_themes_and_loop(organization_id: int) -> None:
+    """Rebuilds ThemeDay, LoopFollowUp and LoopDay from scratch, exactly."""
+    with transaction.atomic():
+        _lock(organization_id)
+        ThemeDay.objects.filter(organization_id=organization_id).delete()
+        LoopFollowUp.objects.filter(organization_id=organization_id).delete()
+        LoopDay.objects.filter(organization_id=organization_id).delete()
+        _insert_select(
+            ThemeDay._meta.db_table,
+            THEME_COLUMNS,
+            _theme_aggregate(
+                organization_id, ResponseTheme.objects.filter(organization_id=organization_id)
+            ),
+        )
+        _insert_select(
+            LoopFollowUp._meta.db_table,
+            LOOP_COLUMNS,
+            _loop_rows(organization_id, FollowUp.objects.filter(organization_id=organization_id)),
+        )
+        _insert_select(
+            LoopDay._meta.db_table,
+            LOOP_DAY_COLUMNS,
+            _loop_day_rows(
+                organization_id, LoopFollowUp.objects.filter(organization_id=organization_id)
+            ),
+        )

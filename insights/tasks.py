@@ -10,6 +10,12 @@ def rollup_responses(organization_id, response_ids):
     services.rollup_responses(organization_id, response_ids)
 
 
+@tenant_task(name="insights.rollup_followups", acks_late=True)
+def rollup_followups(organization_id, followup_ids):
+    """Rewrites the loop rows of these follow-ups (idempotent)."""
+    services.rollup_followups(organization_id, followup_ids=followup_ids)
+
+
 @tenant_task(name="insights.rollup_days", acks_late=True)
 def rollup_days(organization_id, days):
     """Recomputes the rollup of these days, given as ISO dates (idempotent)."""

@@ -11,6 +11,7 @@ from functools import cached_property, lru_cache
 from django.db import transaction
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
+from responses import events
 from responses.models import Response, ResponseTheme, Theme
 
 # slug: (name, keywords and phrases). A keyword matches at word starts, so "price" also
@@ -189,5 +190,11 @@ def responses_analyze(*, organization, response_ids: list[int]) -> int:
             ResponseTheme(organization=organization, response_id=pk, theme=slug)
             for pk, _, slugs, _ in changed
             for slug in slugs
+        )
+        # In the same transaction: what counts the themes commits with them.
+        events.response_themes_changed.send(
+            sender=ResponseTheme,
+            organization_id=organization.pk,
+            response_ids=[pk for pk, *_ in changed],
         )
     return len(changed)

@@ -230,6 +230,9 @@ class Invitation(models.Model):
             models.Index(fields=["programme", "state", "planned_for"]),
             models.Index(fields=["message_id"]),
         ]
+        # On PostgreSQL, migration 0002 adds a covering index on (organization, sent_at)
+        # including state, answered_at, account, survey and channel: the dashboard's rates
+        # and coverage read a period's invitations from it alone.
 
     def __str__(self):
         return f"invitation {self.pk} ({self.state})"
