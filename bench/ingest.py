@@ -13,8 +13,12 @@ cores: a figure that holds on a shared machine, where latencies depend on everyo
 
 Production-like: DEBUG off, tasks go to Redis (no worker runs: the comment analysis is
 queued, not done in the web process), the per-key rate limit lifted for the run, planner
-statistics gathered after seeding. The load generator is light on purpose (it shares the
-cores): asyncio over keep-alive HTTP/1.1 connections, reading only the status and length.
+statistics gathered after seeding. A recorded batch joins its organization's announcement
+queue in Redis, and only the request that finds no drain scheduled publishes a Celery task;
+with no worker draining it, that is the run's first request only (with one, about one
+publish per drain, still a small share of the requests at this rate). The load generator
+is light on purpose (it shares the cores): asyncio over keep-alive HTTP/1.1 connections,
+reading only the status and length.
 
     .venv/bin/python bench/ingest.py [--rate 300] [--seconds 20] [--rows 50000]
         [--workers 2] [--threads 4]

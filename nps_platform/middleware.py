@@ -6,9 +6,9 @@ a scope (django-scopes), so a view that forgets its organization fails loudly in
 """
 
 import base64
-import copy
 import time
 
+from django.db.models.base import ModelState
 from django.db.models.signals import post_delete, post_save
 from django_scopes import scope, scopes_disabled
 
@@ -66,9 +66,19 @@ def api_key_for(raw_key: str) -> ApiKey | None:
         if len(_known_keys) >= _KEY_CACHE_SIZE:
             _known_keys.clear()
         known = _known_keys[digest] = (clock, api_key)
-    api_key = copy.copy(known[1])
-    api_key.organization = copy.copy(known[1].organization)
+    api_key = _copy(known[1])
+    api_key.organization = _copy(known[1].organization)
     return api_key
+
+
+def _copy(instance):
+    """A shallow copy of a model instance with its own state and no cached relations (what
+    copy.copy gives, at a fraction of its cost: it pickles the instance's state)."""
+    clone = instance.__class__.__new__(instance.__class__)
+    clone.__dict__.update(instance.__dict__)
+    clone._state = ModelState()
+    clone._state.adding, clone._state.db = instance._state.adding, instance._state.db
+    return clone
 
 
 class TenantMiddleware:

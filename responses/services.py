@@ -9,10 +9,12 @@ import operator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import psycopg
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
 from django.db.models import JSONField, Q
+from django.db.models.base import ModelState
 from django.utils.timezone import now
 from psycopg import ClientCursor
 from psycopg.types.json import Jsonb
@@ -24,9 +26,10 @@ from nps_platform.models import Organization
 from responses import analysis
 from responses.classification import classify
 from responses.models import Channel, Response, Theme
-from responses.tasks import analyze_responses, announce_recorded
+from responses.tasks import analyze_responses, announce_recorded_on_commit
 
 MAX_BATCH = 1000
+_CHANNELS = frozenset(Channel.values)
 MAX_COMMENT = 10_000
 ITEM_FIELDS = {
     "score",
@@ -44,6 +47,26 @@ ITEM_FIELDS = {
     "survey_id",
     "invitation_id",
 }
+
+
+class _PreparingCursor(psycopg.Cursor):
+    """Binds parameters on the server and prepares each statement the first time it runs
+    on a connection: later runs skip PostgreSQL's parsing and planning."""
+
+    def execute(self, query, params=None, *, prepare=None, binary=None):
+        return super().execute(query, params, prepare=True, binary=binary)
+
+
+def prepared_cursor():
+    """A cursor (PostgreSQL only) for the few fixed statements every answer runs, with
+    Django's wrapper (query logging, database errors as django.db errors). Use only
+    statements whose text stays the same from call to call, with values as parameters."""
+    # What connection.cursor() does, with our cursor class instead of the default one.
+    db = connections[DEFAULT_DB_ALIAS]
+    db.close_if_health_check_failed()
+    db.ensure_connection()
+    with db.wrap_database_errors:
+        return db._prepare_cursor(_PreparingCursor(db.connection))
 
 
 @dataclass
@@ -115,9 +138,16 @@ def _id(value) -> int:
     return number
 
 
+_comment_text = cleaning.text(MAX_COMMENT)
+
+
+def _comment(value) -> str:
+    return "" if cleaning.is_blank(value) else _comment_text(value)
+
+
 CLEANERS = {
     "score": _score,
-    "comment": lambda v: cleaning.text(MAX_COMMENT)(v) if not cleaning.is_blank(v) else "",
+    "comment": _comment,
     "email": cleaning.email,
     "contact_external_id": cleaning.text(200),
     "contact_id": _id,
@@ -139,13 +169,14 @@ def clean_item(item) -> tuple[dict, dict]:
         return {}, {"non_field_errors": ["Each response must be an object."]}
     data, errors = {}, {}
     for name, value in item.items():
-        if name not in CLEANERS:
+        cleaner = CLEANERS.get(name)
+        if cleaner is None:
             errors[name] = [f"Unknown field. Known fields: {', '.join(sorted(ITEM_FIELDS))}."]
             continue
-        if cleaning.is_blank(value) and name != "score":
+        if name != "score" and cleaning.is_blank(value):
             continue
         try:
-            data[name] = CLEANERS[name](value)
+            data[name] = cleaner(value)
         except ValueError as exc:
             errors[name] = [f"{name} {exc}"]
     if "score" not in item or item.get("score") in (None, ""):
@@ -171,31 +202,116 @@ _CONTACT_ACCOUNT = Contact._meta.get_field("account")
 
 
 def _find_contacts(organization, rows: list[dict]) -> dict:
+    """The organization's contacts the rows name, by ("id" | "external_id" | "email", value).
+    A single answer gets its contact's account too: it is shown with it."""
     ids = {d["contact_id"] for d in rows if d.get("contact_id")}
     externals = {d["contact_external_id"] for d in rows if d.get("contact_external_id")}
     emails = {d["email"] for d in rows if d.get("email")}
-    found = {}
-    # Only the lookups the batch uses: an empty one still costs its compilation.
-    lookups = [
-        Q(**{f"{name}__in": values})
-        for name, values in (("pk", ids), ("external_id", externals), ("email", emails))
+    # Only the lookups the batch uses.
+    lookups = tuple(
+        (name, sorted(values))
+        for name, values in (("id", ids), ("external_id", externals), ("email", emails))
         if values
-    ]
+    )
     if not lookups:
-        return found
-    query = functools.reduce(operator.or_, lookups)
-    contacts = Contact.objects.filter(query, organization=organization).order_by()
-    if len(rows) == 1:
-        # A single answer is shown with its account: read it now, not in a second query. A
-        # batch answers with ids only, and building 1,000 accounts would cost more.
-        contacts = contacts.select_related("account")
-    for contact in contacts:
+        return {}
+    with_account = len(rows) == 1
+    found = {}
+    for contact in _contacts_named(organization, lookups, with_account):
         found[("id", contact.pk)] = contact
         if contact.external_id:
             found[("external_id", contact.external_id)] = contact
         if contact.email:
             found[("email", contact.email)] = contact
     return found
+
+
+def _contacts_named(organization, lookups: tuple, with_account: bool) -> list[Contact]:
+    if connection.vendor != "postgresql":
+        query = functools.reduce(
+            operator.or_, [Q(**{f"{name}__in": values}) for name, values in lookups]
+        )
+        contacts = Contact.objects.filter(query, organization=organization).order_by()
+        return list(contacts.select_related("account") if with_account else contacts)
+    # One statement, prepared once per connection and shape (which lookups, with or without
+    # the account): building it through the ORM for every answer cost more CPU than the rest
+    # of recording it. The organization is a parameter like in the ORM's scoped query.
+    # One value is matched with "=", which PostgreSQL plans once for all; a list with ANY.
+    shape = tuple((name, len(values) == 1) for name, values in lookups)
+    params = [values[0] if len(values) == 1 else values for _, values in lookups]
+    with prepared_cursor() as cursor:
+        cursor.execute(_contacts_sql(shape, with_account), [organization.pk, *params])
+        rows = cursor.fetchall()
+    if not with_account:
+        # A batch needs each contact's keys and account id only; the other fields are
+        # deferred (read if ever used), as with QuerySet.only().
+        alias = connection.alias
+        return [
+            _bare(Contact, dict(zip(_CONTACT_KEYS, row, strict=True)), db=alias) for row in rows
+        ]
+    contact_count = len(Contact._meta.concrete_fields)
+    contacts = []
+    for row in rows:
+        contact = _from_row(Contact, row[:contact_count])
+        account_row = row[contact_count:]
+        account = _from_row(Account, account_row) if account_row[0] is not None else None
+        _CONTACT_ACCOUNT.set_cached_value(contact, account)
+        contacts.append(contact)
+    return contacts
+
+
+_CONTACT_KEYS = ("id", "account_id", "external_id", "email")
+
+
+@functools.cache
+def _converters(model) -> list[tuple[int, object, object]]:
+    """(position, field, converter) for each concrete field whose database value needs one
+    (JSON arrives as text), in the order the queries select them."""
+    return [
+        (position, field, converter)
+        for position, field in enumerate(model._meta.concrete_fields)
+        for converter in field.get_db_converters(connection)
+    ]
+
+
+def _from_row(model, values):
+    """A model instance from its concrete fields' database values, as the ORM builds it."""
+    converters = _converters(model)
+    if converters:
+        values = list(values)
+        for position, field, converter in converters:
+            values[position] = converter(values[position], field, connection)
+    return _bare(model, dict(zip(_attnames(model), values, strict=True)), db=connection.alias)
+
+
+@functools.cache
+def _attnames(model) -> tuple[str, ...]:
+    return tuple(f.attname for f in model._meta.concrete_fields)
+
+
+@functools.cache
+def _contacts_sql(lookups: tuple[tuple[str, bool], ...], with_account: bool) -> str:
+    quote = connection.ops.quote_name
+    contact_table, account_table = Contact._meta.db_table, Account._meta.db_table
+    columns = [f"c.{quote(f.column)}" for f in Contact._meta.concrete_fields]
+    joined = ""
+    if not with_account:
+        columns = [f"c.{quote(Contact._meta.get_field(name).column)}" for name in _CONTACT_KEYS]
+    else:
+        columns += [f"a.{quote(f.column)}" for f in Account._meta.concrete_fields]
+        joined = f"LEFT JOIN {quote(account_table)} a ON a.id = c.account_id"
+    types = {"id": "bigint", "external_id": "text", "email": "text"}
+    matches = " OR ".join(
+        f"c.{quote(name)} = %s::{types[name]}"
+        if single
+        else f"c.{quote(name)} = ANY(%s::{types[name]}[])"
+        for name, single in lookups
+    )
+    # Names from the models, values as parameters.
+    return (
+        f"SELECT {', '.join(columns)} FROM {quote(contact_table)} c {joined} "  # noqa: S608
+        f"WHERE c.organization_id = %s AND ({matches})"
+    )
 
 
 def _create_missing_contacts(organization, rows: list[tuple[int, dict]]) -> dict[int, list]:
@@ -260,11 +376,12 @@ def responses_record(
     change nothing. The contact is found by contact_id, contact_external_id or email, and
     created with its account when `create_missing`. With `skip_unchanged` (a re-import), an
     existing response the item would not change is "unchanged": not written, no event. On
-    commit, one `responses.announce` task sends `events.response_recorded` for the batch,
-    with `historical_ids`: the imported answers older than
-    settings.IMPORT_FOLLOWUP_MAX_AGE_DAYS (history: they open no follow-up and alert no one).
+    commit, the batch is announced (tasks.announce_recorded_on_commit): the worker sends
+    `events.response_recorded` for it, possibly merged with other batches, with
+    `historical_ids`: the imported answers older than settings.IMPORT_FOLLOWUP_MAX_AGE_DAYS
+    (history: they open no follow-up and alert no one).
     """
-    if channel not in Channel.values:
+    if channel not in _CHANNELS:
         raise ValueError(f"Unknown channel {channel!r}.")
     items = list(items)
     if not items:
@@ -327,35 +444,30 @@ def _record_batch(organization, items, channel, create_missing, skip_unchanged=F
             cleaned[index] = data
 
     contacts = _find_contacts(organization, list(cleaned.values()))
-    missing = [(i, d) for i, d in cleaned.items() if _contact_key(d) not in contacts]
+    keys = {index: _contact_key(data) for index, data in cleaned.items()}
+    missing = [(i, d) for i, d in cleaned.items() if keys[i] not in contacts]
     if missing and create_missing:
-        creatable = [(i, d) for i, d in missing if _contact_key(d)[0] != "id"]
+        creatable = [(i, d) for i, d in missing if keys[i][0] != "id"]
         for index, messages in _create_missing_contacts(organization, creatable).items():
             results[index] = ItemResult(index, "error", errors={"email": messages})
             del cleaned[index]
         contacts = _find_contacts(organization, list(cleaned.values()))
-    for index, data in list(cleaned.items()):
-        if _contact_key(data) not in contacts:
-            kind, value = _contact_key(data)
-            field_name = {"id": "contact_id", "external_id": "contact_external_id"}.get(
-                kind, "email"
-            )
-            hint = "" if create_missing else " Send create_missing=true to create the contact."
-            results[index] = ItemResult(
-                index,
-                "error",
-                errors={field_name: [f"No contact has the {field_name} “{value}”.{hint}"]},
-            )
-            del cleaned[index]
+    for index in [i for i in cleaned if keys[i] not in contacts]:
+        kind, value = keys[index]
+        field_name = {"id": "contact_id", "external_id": "contact_external_id"}.get(kind, "email")
+        hint = "" if create_missing else " Send create_missing=true to create the contact."
+        results[index] = ItemResult(
+            index,
+            "error",
+            errors={field_name: [f"No contact has the {field_name} “{value}”.{hint}"]},
+        )
+        del cleaned[index]
 
     externals = {d["external_id"] for d in cleaned.values() if d.get("external_id")}
     invitations = {d["invitation_id"] for d in cleaned.values() if d.get("invitation_id")}
     existing_by_external, existing_by_invitation = {}, {}
     if externals or invitations:
-        for response in Response.objects.filter(
-            Q(external_id__in=externals) | Q(invitation_id__in=invitations),
-            organization=organization,
-        ):
+        for response in _responses_named(organization, externals, invitations):
             if response.external_id:
                 existing_by_external[response.external_id] = response
             if response.invitation_id:
@@ -364,7 +476,7 @@ def _record_batch(organization, items, channel, create_missing, skip_unchanged=F
     new_response = _response_maker(organization, channel, moment)
     new, changed, unchanged = [], [], []
     for index, data in cleaned.items():
-        contact = contacts[_contact_key(data)]
+        contact = contacts[keys[index]]
         response = existing_by_external.get(data.get("external_id")) or (
             existing_by_invitation.get(data.get("invitation_id"))
         )
@@ -372,10 +484,11 @@ def _record_batch(organization, items, channel, create_missing, skip_unchanged=F
         before = None if is_new or not skip_unchanged else _compared(response)
         if is_new:
             response = new_response()
-        response.contact = contact
-        if _CONTACT_ACCOUNT.is_cached(contact):
+        if _CONTACT_ACCOUNT.is_cached(contact):  # a single answer: shown with both
+            response.contact = contact
             response.account = contact.account
         else:
+            response.contact_id = contact.pk
             response.account_id = contact.account_id
         response.score = data["score"]
         response.category, response.danger_zone = classify(data["score"])
@@ -431,35 +544,119 @@ def _record_batch(organization, items, channel, create_missing, skip_unchanged=F
         horizon = moment - timedelta(days=settings.IMPORT_FOLLOWUP_MAX_AGE_DAYS)
         historical_ids = [r.pk for r in saved if r.submitted_at < horizon]
     if created_ids or updated_ids:
-        announce_recorded.delay_on_commit(organization.pk, created_ids, updated_ids, historical_ids)
+        announce_recorded_on_commit(organization.pk, created_ids, updated_ids, historical_ids)
     return RecordReport(results=results)
 
 
+def _responses_named(organization, externals: set, invitations: set) -> list[Response]:
+    """The organization's responses with these external ids or invitations (to update)."""
+    if connection.vendor != "postgresql":
+        return list(
+            Response.objects.filter(
+                Q(external_id__in=externals) | Q(invitation_id__in=invitations),
+                organization=organization,
+            )
+        )
+    # Prepared, as the contacts' lookup: the ORM's query for 1,000 ids costs several times
+    # what the answer's statement does.
+    with prepared_cursor() as cursor:
+        cursor.execute(
+            _responses_named_sql(), [organization.pk, sorted(externals), sorted(invitations)]
+        )
+        return [_from_row(Response, row) for row in cursor.fetchall()]
+
+
+@functools.cache
+def _responses_named_sql() -> str:
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(f.column) for f in Response._meta.concrete_fields)
+    # Names from the model, values as parameters.
+    return (
+        f"SELECT {columns} FROM {quote(Response._meta.db_table)} "  # noqa: S608
+        "WHERE organization_id = %s "
+        "AND (external_id = ANY(%s::text[]) OR invitation_id = ANY(%s::bigint[]))"
+    )
+
+
 def _response_maker(organization, channel, moment):
-    """A function returning Response(organization=…, channel=…, created_at=moment) with the
-    other fields at their defaults, built through Model.__init__'s positional path: keyword
-    construction looks up every field's default one by one, most of what building a batch
-    of 1,000 costs."""
-    fixed = {"organization_id": organization.pk, "channel": channel, "created_at": moment}
-    plan = [
-        (fixed[f.attname], None)
-        if f.attname in fixed
-        else (None, f.default)
-        if f.has_default() and callable(f.default)
-        else (f.get_default(), None)
-        for f in Response._meta.concrete_fields
-    ]
+    """A function returning what Response(organization=…, channel=…, created_at=moment,
+    submitted_at=moment, updated_at=moment) would, with the other fields at their defaults.
+    Model.__init__ costs more than the rest of building a batch of 1,000 answers (it looks up
+    every field and sends signals nobody listens to for this model), so the instance is made as
+    Model.from_db makes one: the field values in its __dict__ and a fresh ModelState."""
+    defaults, factories = _response_defaults()
+    constants = {
+        **defaults,
+        "organization_id": organization.pk,
+        "channel": channel,
+        "created_at": moment,
+        "submitted_at": moment,
+        "updated_at": moment,
+    }
+    factories = [(name, factory) for name, factory in factories if name not in constants]
 
     def new_response() -> Response:
-        response = Response(*[factory() if factory else value for value, factory in plan])
-        response.organization = organization
+        response = _bare(Response, constants)
+        for name, factory in factories:
+            response.__dict__[name] = factory()
+        _RESPONSE_ORGANIZATION.set_cached_value(response, organization)
         return response
 
     return new_response
 
 
+_RESPONSE_ORGANIZATION = Response._meta.get_field("organization")
+
+
+@functools.cache
+def _response_defaults() -> tuple[dict, list]:
+    """Response's field defaults: constant ones by attname, and (attname, factory) for the
+    callable ones (a new list or dict for each instance)."""
+    constants, factories = {}, []
+    for f in Response._meta.concrete_fields:
+        if f.has_default() and callable(f.default):
+            factories.append((f.attname, f.default))
+        else:
+            constants[f.attname] = f.get_default()
+    return constants, factories
+
+
+def _bare(model, values: dict, *, db: str | None = None):
+    """An instance of `model` holding `values` (by attname; a field left out is deferred and
+    read on first use, as with QuerySet.only()), without Model.__init__. Unsaved unless `db`
+    names the database it was read from."""
+    instance = model.__new__(model)
+    instance.__dict__.update(values)
+    instance._state = ModelState()
+    if db is not None:
+        instance._state.adding = False
+        instance._state.db = db
+    return instance
+
+
 # Fewer rows than this go in one INSERT … RETURNING; more by COPY, with ids drawn first.
 _COPY_FROM = 50
+
+
+@functools.cache
+def _insert_columns() -> tuple[str, str, list[tuple[str, bool]]]:
+    """The table, its columns but the id, and (attname, is JSON) for each, in that order."""
+    quote = connection.ops.quote_name
+    fields = [f for f in Response._meta.concrete_fields if not f.primary_key]
+    columns = ", ".join(quote(f.column) for f in fields)
+    return (
+        quote(Response._meta.db_table),
+        columns,
+        [(f.attname, isinstance(f, JSONField)) for f in fields],
+    )
+
+
+@functools.cache
+def _insert_sql(rows: int) -> str:
+    table, columns, names = _insert_columns()
+    one = "(" + ", ".join(["%s"] * len(names)) + ")"
+    # Names from the model, values as parameters.
+    return f"INSERT INTO {table} ({columns}) VALUES {', '.join([one] * rows)} RETURNING id"  # noqa: S608
 
 
 def _insert(responses: list[Response]) -> None:
@@ -468,37 +665,73 @@ def _insert(responses: list[Response]) -> None:
     if connection.vendor != "postgresql":
         Response.objects.bulk_create(responses)
         return
-    fields = [f for f in Response._meta.concrete_fields if not f.primary_key]
-    table = connection.ops.quote_name(Response._meta.db_table)
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    # The values as the service set them (ids, text, numbers, aware datetimes), which
-    # psycopg adapts as Django would; JSON fields wrapped as jsonb.
-    names = [(f.attname, isinstance(f, JSONField)) for f in fields]
-    rows = [
-        [Jsonb(getattr(r, name)) if is_json else getattr(r, name) for name, is_json in names]
-        for r in responses
-    ]
-    with connection.cursor() as cursor:
-        if len(rows) < _COPY_FROM:
-            one = "(" + ", ".join(["%s"] * len(fields)) + ")"
-            values = ", ".join([one] * len(rows))
-            # Names from the model, values as parameters.
-            sql = f"INSERT INTO {table} ({columns}) VALUES {values} RETURNING id"  # noqa: S608
-            cursor.execute(sql, [value for row in rows for value in row])
+    table, columns, names = _insert_columns()
+    if len(responses) < _COPY_FROM:
+        # The values as the service set them (ids, text, numbers, aware datetimes), which
+        # psycopg adapts as Django would; JSON fields wrapped as jsonb.
+        params = [
+            Jsonb(values[name]) if is_json else values[name]
+            for values in (r.__dict__ for r in responses)
+            for name, is_json in names
+        ]
+        with prepared_cursor() as cursor:
+            cursor.execute(_insert_sql(len(responses)), params)
             ids = [pk for (pk,) in cursor.fetchall()]
-        else:
+    else:
+        with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-                [Response._meta.db_table, len(rows)],
+                [Response._meta.db_table, len(responses)],
             )
             ids = [pk for (pk,) in cursor.fetchall()]
+            cells = [(name, _copy_json if is_json else _copy_cell) for name, is_json in names]
+            lines = [
+                "\t".join([str(pk), *[cell(values[name]) for name, cell in cells]])
+                for pk, values in zip(ids, (r.__dict__ for r in responses), strict=True)
+            ]
+            _copy_other.cache_clear()  # the batch's moments, ids and flags, remembered
             with cursor.cursor.copy(f"COPY {table} (id, {columns}) FROM STDIN") as copy:
-                for pk, row in zip(ids, rows, strict=True):
-                    copy.write_row((pk, *row))
+                copy.write("\n".join(lines) + "\n")
+    alias = connection.alias
     for response, pk in zip(responses, ids, strict=True):
-        response.pk = pk
+        response.id = pk
         response._state.adding = False
-        response._state.db = connection.alias
+        response._state.db = alias
+
+
+# COPY's text format, written here: psycopg's write_row adapts value by value, which cost
+# more than the rest of saving a batch.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_cell(value) -> str:
+    """A value as COPY's text format reads it: \\N for NULL, t/f, numbers, ISO 8601 times
+    (aware), text with its specials escaped."""
+    if type(value) is str:  # the usual case, first
+        if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+            return value.translate(_COPY_ESCAPES)
+        return value
+    return _copy_other(value)
+
+
+@functools.lru_cache(maxsize=4096, typed=True)  # typed: True and 1 are different cells
+def _copy_other(value) -> str:
+    """_copy_cell for what is not text (hashable: numbers, times, None, booleans); a batch
+    repeats the same few, so they are remembered (cleared after each batch)."""
+    if value is None:
+        return "\\N"
+    if value is True or value is False:
+        return "t" if value else "f"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return _copy_cell(str(value))
+
+
+def _copy_json(value) -> str:
+    """A JSON field's value as COPY's text format reads jsonb (the JSON text, escaped)."""
+    if not value and isinstance(value, list | dict):
+        return "[]" if isinstance(value, list) else "{}"
+    return _copy_cell(json.dumps(value))
 
 
 def _refresh_latest(organization, responses: list[Response]) -> None:
@@ -563,7 +796,41 @@ WHERE row.id = locked.id AND latest.id = row.id
 """
 
 
+# One answer (the API's usual POST): plain single-row updates, prepared once per connection.
+# A prepared statement is planned for any array size, and a plan for unnest(…) of unknown
+# length scans the organization's rows; one row needs none of it. Both lock one row each,
+# contact then account, the order the batch statements lock them in.
+_REFRESH_ONE_CONTACT = """
+UPDATE {table} SET last_responded_at = %(moment)s
+WHERE id = %(id)s AND organization_id = %(organization)s
+  AND (last_responded_at IS NULL OR last_responded_at < %(moment)s)
+"""
+_REFRESH_ONE_ACCOUNT = """
+UPDATE {table} SET last_score = %(score)s, last_score_at = %(moment)s
+WHERE id = %(id)s AND organization_id = %(organization)s
+  AND (last_score_at IS NULL OR last_score_at <= %(moment)s)
+"""
+
+
 def _refresh_latest_postgresql(organization, latest_by_contact, latest_by_account) -> None:
+    if len(latest_by_contact) <= 1 and len(latest_by_account) <= 1:
+        with prepared_cursor() as cursor:
+            for contact_id, moment in latest_by_contact.items():
+                cursor.execute(
+                    _REFRESH_ONE_CONTACT.format(table=Contact._meta.db_table),
+                    {"id": contact_id, "moment": moment, "organization": organization.pk},
+                )
+            for account_id, latest in latest_by_account.items():
+                cursor.execute(
+                    _REFRESH_ONE_ACCOUNT.format(table=Account._meta.db_table),
+                    {
+                        "id": account_id,
+                        "score": latest.score,
+                        "moment": latest.submitted_at,
+                        "organization": organization.pk,
+                    },
+                )
+        return
     statements, params = [], {"organization": organization.pk}
     if latest_by_contact:
         ids = sorted(latest_by_contact)
@@ -577,11 +844,10 @@ def _refresh_latest_postgresql(organization, latest_by_contact, latest_by_accoun
             scores=[latest_by_account[i].score for i in ids],
             account_moments=[latest_by_account[i].submitted_at for i in ids],
         )
-    if not statements:
-        return
     with connection.cursor() as cursor:
         if isinstance(cursor.cursor, ClientCursor):
-            # Parameters bound here, so both statements travel in one round trip.
+            # Parameters bound here (the arrays' lengths known to the planner), so both
+            # statements travel in one round trip.
             cursor.execute(";".join(statements), params)
         else:
             for statement in statements:
@@ -614,7 +880,7 @@ def response_update(*, organization: Organization, response: Response, changes: 
     response.updated_at = now()
     with transaction.atomic():
         response.save(update_fields=["comment", "has_comment", "tags", "updated_at"])
-        announce_recorded.delay_on_commit(organization.pk, [], [response.pk], [])
+        announce_recorded_on_commit(organization.pk, [], [response.pk], [])
     return response
 
 

@@ -1,7 +1,12 @@
 """Thin Celery tasks for responses: each takes ids and calls one service."""
 
-from celery import shared_task
+import json
+from functools import partial
 
+from celery import shared_task
+from django.db import transaction
+
+from nps_platform import broker
 from nps_platform.celery import tenant_task
 from nps_platform.models import Organization
 from responses import analysis, events, slack, webhooks
@@ -27,6 +32,74 @@ def announce_recorded(
         historical_ids=historical_ids,
     )
     return len(created_ids) + len(updated_ids)
+
+
+def announce_recorded_on_commit(
+    organization_id: int,
+    created_ids: list[int],
+    updated_ids: list[int],
+    historical_ids: list[int],
+) -> None:
+    """Announces a recorded batch (`events.response_recorded`) once the transaction commits.
+
+    With a Redis broker the batch joins the organization's announcement queue, and
+    `responses.announce_queued` is published only when no drain of it is scheduled yet: at
+    hundreds of answers a second, a request costs one Redis round trip instead of a Celery
+    message, and the worker sends one event for many requests. In-process mode sends it at
+    once, as `announce_recorded` does."""
+    transaction.on_commit(
+        partial(_announce, organization_id, created_ids, updated_ids, historical_ids)
+    )
+
+
+def _announcement_queue(organization_id: int) -> str:
+    return f"nps:responses:announce:{organization_id}"
+
+
+def _announce(organization_id, created_ids, updated_ids, historical_ids) -> None:
+    if not broker.coalescing_available():
+        announce_recorded.delay(organization_id, created_ids, updated_ids, historical_ids)
+        return
+    queue = _announcement_queue(organization_id)
+    if broker.queue_push(queue, json.dumps([created_ids, updated_ids, historical_ids])):
+        try:
+            announce_queued.delay(organization_id)
+        except BaseException:
+            broker.queue_unschedule(queue)  # the next batch publishes it
+            raise
+
+
+# Ids per event when queued batches are merged: the size of the largest batch.
+ANNOUNCE_MAX_IDS = 1000
+
+
+@tenant_task(name="responses.announce_queued", acks_late=True)
+def announce_queued(organization_id: int) -> None:
+    """Sends `events.response_recorded` for the batches queued by
+    announce_recorded_on_commit, merged into events of up to ANNOUNCE_MAX_IDS ids. A batch is
+    announced at least once (a drain that dies is redone); the receivers are idempotent."""
+
+    def send(items: list[str]) -> None:
+        for created_ids, updated_ids, historical_ids in _merged(items):
+            announce_recorded.run(organization_id, created_ids, updated_ids, historical_ids)
+
+    if broker.queue_drain(_announcement_queue(organization_id), send):
+        announce_queued.delay(organization_id)  # more than one run's share: go on in another
+
+
+def _merged(items: list[str]):
+    batch: tuple[list, list, list] = ([], [], [])
+    for item in items:
+        created_ids, updated_ids, historical_ids = json.loads(item)
+        size = len(batch[0]) + len(batch[1])
+        if size and size + len(created_ids) + len(updated_ids) > ANNOUNCE_MAX_IDS:
+            yield batch
+            batch = ([], [], [])
+        batch[0].extend(created_ids)
+        batch[1].extend(updated_ids)
+        batch[2].extend(historical_ids)
+    if batch[0] or batch[1]:
+        yield batch
 
 
 @tenant_task(name="responses.analyze", acks_late=True)  # lower priority: CELERY_TASK_ROUTES

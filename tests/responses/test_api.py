@@ -135,6 +135,33 @@ def test_it_records_a_response_and_answers_201_with_its_representation(as_a, peo
     assert saved.channel == "api"
 
 
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"score": 9, "email": "ann@initech.example"},
+        {"score": 0, "email": "solo@nowhere.example", "comment": "  ", "tags": []},
+        {
+            "score": 7,
+            "contact_external_id": "c-2",
+            "comment": "Fine.",
+            "tags": ["a", "b"],
+            "properties": {"seats": 12, "nested": {"x": None}, "list": [1, "two"]},
+            "submitted_at": "2025-03-01T10:00:00.123456+02:00",
+            "external_id": "crm-9",
+            "survey_id": 5,
+        },
+    ],
+)
+def test_it_represents_a_response_exactly_as_its_output_serializer(org_a, people, fields):
+    with scope(organization=org_a):
+        recorded, _ = services.response_record(organization=org_a, channel="api", **fields)
+        Response.objects.filter(pk=recorded.pk).update(sentiment=0.25, themes=["price"])
+        for response in (recorded, Response.objects.get(pk=recorded.pk)):
+            expected = responses_api.ResponseOutputSerializer(response).data
+            shown = responses_api.represent(response)
+            assert list(shown.items()) == list(expected.items())
+
+
 def test_it_answers_null_for_the_account_of_a_contact_without_one(as_a, people):
     response = as_a.post(reverse(LIST), {"score": 9, "email": "solo@nowhere.example"})
     assert response.status_code == 201

@@ -1,12 +1,16 @@
 """The one recording service: classification, dedupe, enrichment, events."""
 
+import os
+
 import pytest
+import redis
 from django.core.exceptions import ValidationError
 from django_scopes import scope
 
 from accounts import services as account_services
 from accounts.models import Account, Contact
-from responses import events
+from nps_platform.celery import app as celery_app
+from responses import events, tasks
 from responses.classification import classify
 from responses.models import Response, ResponseTheme
 from responses.services import response_record, responses_record
@@ -188,6 +192,32 @@ def test_it_saves_a_large_batch_with_every_field(world):
     assert (account.last_score_at, account.last_score) == (latest.submitted_at, latest.score)
 
 
+def test_it_saves_text_with_tabs_newlines_and_backslashes_in_a_large_batch(world):
+    # COPY's text format gives these characters a meaning: each must arrive as sent.
+    odd = 'Tab\there, line\nbreak, return\r, back\\slash \\N, quote " and ’ émoji 🎉'
+    items = [
+        {
+            "email": "ann@initech.example",
+            "score": n % 11,
+            "comment": f"{odd} {n}",
+            "external_id": f"odd\\{n}\t",
+            "tags": [f"t\\{n}"],
+            "properties": {"note": odd, "n": n, "flag": n % 2 == 0, "none": None, "f": 0.5},
+            "survey_id": n + 1,
+        }
+        for n in range(60)
+    ]
+    report = responses_record(organization=world, items=items, channel="api")
+    assert report.count("created") == 60
+    for n, result in enumerate(report.results):
+        saved = Response.objects.get(pk=result.response.pk)
+        assert saved.comment == f"{odd} {n}"
+        assert saved.external_id == f"odd\\{n}"  # stripped, as every text field is
+        assert saved.tags == [f"t\\{n}"]
+        assert saved.properties == {"note": odd, "n": n, "flag": n % 2 == 0, "none": None, "f": 0.5}
+        assert (saved.survey_id, saved.has_comment, saved.sentiment) == (n + 1, True, None)
+
+
 def test_it_never_moves_the_latest_answer_back(world):
     response_record(
         organization=world,
@@ -221,3 +251,39 @@ def test_it_answers_a_batch_without_one_valid_item(world):
     assert [r.status for r in report.results] == ["error", "error"]
     assert Response.objects.count() == 0
     assert Contact.objects.get().last_responded_at is None
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="REDIS_URL is not set")
+def test_it_announces_batches_queued_on_the_broker_in_one_event(
+    world, monkeypatch, django_capture_on_commit_callbacks
+):
+    queue = tasks._announcement_queue(world.pk)
+    redis.Redis.from_url(celery_app.conf.broker_url).delete(
+        queue, f"{queue}:scheduled", f"{queue}:processing"
+    )
+    published = []
+    monkeypatch.setattr(tasks.announce_queued, "delay", lambda *args: published.append(args))
+    received = []
+    events.response_recorded.connect(lambda **kw: received.append(kw), weak=False, dispatch_uid="t")
+    celery_app.conf.task_always_eager = False  # a Redis broker, as in production
+    try:
+        ids = []
+        for score in (2, 9, 10):
+            with django_capture_on_commit_callbacks(execute=True):
+                response, _ = response_record(
+                    organization=world, channel="api", email="ann@initech.example", score=score
+                )
+            ids.append(response.pk)
+        assert published == [(world.pk,)]  # one drain for the three batches
+        assert received == []
+        celery_app.conf.task_always_eager = True  # the receivers' own tasks run in-process
+        tasks.announce_queued(world.pk)
+    finally:
+        events.response_recorded.disconnect(dispatch_uid="t")
+    assert [(e["created_ids"], e["updated_ids"]) for e in received] == [(ids, [])]
+    celery_app.conf.task_always_eager = False
+    with django_capture_on_commit_callbacks(execute=True):
+        response_record(organization=world, channel="api", email="ann@initech.example", score=5)
+    assert len(published) == 2  # drained: the next batch schedules a drain again
+    celery_app.conf.task_always_eager = True
+    tasks.announce_queued(world.pk)
