@@ -2,10 +2,12 @@
 and the analysis subscribe in their AppConfig.ready() and only enqueue Celery tasks there.
 
 - `response_recorded(organization_id, created_ids, updated_ids, historical_ids=[])`: sent
-  once per committed batch recorded by services.responses_record (or edited by
-  response_update), from the `responses.announce` task: the recording request publishes
-  that one message, and the receivers enqueue their tasks from the worker (in-process
-  mode runs it at once). `historical_ids` (a subset of the other two, possibly absent) are
+  from the worker for what services.responses_record recorded (or response_update
+  edited), at least once, after the commit. With a Redis broker the committed batch joins
+  its organization's announcement queue and `responses.announce_queued` sends one event
+  for up to 1,000 ids, so one event may carry several requests' batches; in-process mode
+  sends it at once (responses.tasks). Receivers only enqueue their tasks and must be
+  idempotent. `historical_ids` (a subset of the other two, possibly absent) are
   imported answers older than settings.IMPORT_FOLLOWUP_MAX_AGE_DAYS: history, kept and
   analysed, but a receiver that acts on a fresh answer (a follow-up, a Slack alert) skips
   them.
