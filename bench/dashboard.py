@@ -15,7 +15,8 @@ run (our backend's: with parallel query its workers' CPU is not counted; `--seri
 parallel query off so it is), the load average, and each figure on its own. `--keep`
 keeps the scratch database and `--reuse` measures it again as it is (after migrating it,
 which rebuilds a new rollup, and a VACUUM ANALYZE), so the few minutes of filling are paid
-once.
+once. `--profile` then also prints one full computation's statements by time and its
+Python functions by own time (cProfile).
 
     export DATABASE_URL=postgres://postgres@127.0.0.1:5432/nps_dev
     .venv/bin/python bench/dashboard.py
@@ -230,6 +231,11 @@ def main():
     parser.add_argument(
         "--reuse", action="store_true", help="reuse a kept scratch database as it is (no fill)"
     )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also print one full computation's statements by time and its Python profile",
+    )
     args = parser.parse_args()
     if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
         print("bench/dashboard.py needs PostgreSQL: set DATABASE_URL=postgres://…; skipped.")
@@ -261,7 +267,7 @@ def run(args):
     if args.reuse and existing is not None:
         with connection.cursor() as cursor:
             cursor.execute("VACUUM ANALYZE")  # a migration may have just filled a rollup
-        measure(existing, filled=None, rebuilt=None)
+        measure(existing, filled=None, rebuilt=None, profile=args.profile)
         return
     with scopes_disabled():
         organization = platform_services.organization_create(name="Bench Co", slug="bench")
@@ -296,10 +302,37 @@ def run(args):
     rebuilt = time.perf_counter() - started
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE")
-    measure(organization, filled=filled, rebuilt=rebuilt)
+    measure(organization, filled=filled, rebuilt=rebuilt, profile=args.profile)
 
 
-def measure(organization, *, filled, rebuilt):
+def profile_full(organization, filters):
+    """One full computation: each statement's wall time (slowest first), then the Python
+    functions by their own time."""
+    import cProfile
+    import pstats
+
+    statements = []
+
+    def timing(execute, sql, params, many, context):
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            statements.append((time.perf_counter() - started, " ".join(sql.split())))
+
+    profiler = cProfile.Profile()
+    with scope(organization=organization), connection.execute_wrapper(timing):
+        profiler.enable()
+        metrics.dashboard(organization, filters)
+        profiler.disable()
+    print(f"\none full computation: {len(statements)} statements, slowest first:")
+    for seconds, sql in sorted(statements, reverse=True):
+        print(f"  {seconds * 1000:7.1f} ms  {sql[:110]}")
+    print()
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(20)
+
+
+def measure(organization, *, filled, rebuilt, profile=False):
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT count(*) FILTER (WHERE organization_id = %s), count(*) FROM responses_response",
@@ -383,6 +416,8 @@ def measure(organization, *, filled, rebuilt):
     )
     print(f"per-account rows from the rollups equal the raw window: {same}")
     assert same, "the account rollups disagree with the responses"
+    if profile:
+        profile_full(organization, filters)
     with scope(organization=organization):
         print("\nper figure (median of 3 runs; CPU per run):")
         for name in FIGURES:

@@ -354,7 +354,7 @@ class RiskAccount:
     id: int
     name: str
     arr: Decimal
-    score: float
+    score: float | None  # None: none of its respondents' latest answers is its own
     renewal_date: date | None
     danger_zone: bool = False
 

@@ -19,7 +19,19 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 from django.db import connection
-from django.db.models import Count, DateField, Exists, Max, Min, OuterRef, Q, Sum
+from django.db.models import (
+    Case,
+    Count,
+    DateField,
+    Exists,
+    Max,
+    Min,
+    OuterRef,
+    Q,
+    Sum,
+    Value,
+    When,
+)
 from django.db.models.functions import Trunc
 from django.utils import timezone
 
@@ -204,8 +216,31 @@ PASSIVE_Q = Q(score__gte=7, score__lte=8)
 DETRACTOR_Q = Q(score__lte=6)
 
 
+def _rollup_by_score(organization, filters) -> dict[int, tuple[int, int]]:
+    """{score: (answers, answers with a comment)} over the range from the daily rollup: one
+    grouped read that the headline, the histogram and the verbatim rate share."""
+
+    def read():
+        rows = (
+            _rollup_in(organization, filters)
+            .values("score")
+            .annotate(n=Sum("responses"), c=Sum("with_comment"))
+            .order_by()
+        )
+        return {row["score"]: (row["n"] or 0, row["c"] or 0) for row in rows}
+
+    key = ("rollup_by_score", organization.pk, filters.since, filters.until)
+    return _memoised((*key, filters.survey_id, filters.channel), read)
+
+
 def category_counts(organization, filters, *, raw: bool = False) -> tuple[int, int, int]:
     """(promoters, passives, detractors) in one conditional-count query."""
+    if not (raw or filters.needs_raw):
+        by_score = _rollup_by_score(organization, filters)
+        return tuple(
+            sum(n for score, (n, _) in by_score.items() if low <= score <= high)
+            for low, high in ((9, 10), (7, 8), (0, 6))
+        )
     rows, n, _ = _source(organization, filters, raw=raw)
     totals = rows.aggregate(p=n(PROMOTER_Q), pa=n(PASSIVE_Q), d=n(DETRACTOR_Q))
     return totals["p"] or 0, totals["pa"] or 0, totals["d"] or 0
@@ -232,8 +267,12 @@ def category_counts_by_period(organization, filters, *, raw: bool = False) -> di
 
 
 def score_histogram(organization, filters, *, raw: bool = False) -> list[int]:
-    rows, n, _ = _source(organization, filters, raw=raw)
     counts = [0] * 11
+    if not (raw or filters.needs_raw):
+        for score, (n, _) in _rollup_by_score(organization, filters).items():
+            counts[score] = n
+        return counts
+    rows, n, _ = _source(organization, filters, raw=raw)
     for row in rows.values("score").annotate(k=n()).order_by():
         counts[row["score"]] = row["k"] or 0
     return counts
@@ -241,14 +280,12 @@ def score_histogram(organization, filters, *, raw: bool = False) -> list[int]:
 
 def comment_counts(organization, filters, *, raw: bool = False) -> tuple[int, int]:
     """(responses, responses with a comment)."""
-    if raw or filters.needs_raw:
-        totals = responses_in(organization, filters).aggregate(
-            n=Count("id"), c=Count("id", filter=Q(has_comment=True))
-        )
-    else:
-        totals = _rollup_in(organization, filters).aggregate(
-            n=Sum("responses"), c=Sum("with_comment")
-        )
+    if not (raw or filters.needs_raw):
+        by_score = _rollup_by_score(organization, filters).values()
+        return sum(n for n, _ in by_score), sum(c for _, c in by_score)
+    totals = responses_in(organization, filters).aggregate(
+        n=Count("id"), c=Count("id", filter=Q(has_comment=True))
+    )
     return totals["n"] or 0, totals["c"] or 0
 
 
@@ -262,9 +299,9 @@ def _account_counts(organization, filters, *, raw: bool = False) -> pd.DataFrame
         query = f"SELECT account_id, SUM(p), SUM(pa), SUM(d) FROM ({sql}) t GROUP BY account_id"  # noqa: S608 - built from table names
         with connection.cursor() as cursor:
             cursor.execute(query, params)
-            rows = [(a, int(p), int(pa), int(d)) for a, p, pa, d in cursor.fetchall()]
+            rows = cursor.fetchall()
     else:
-        rows = (
+        rows = list(
             responses_in(organization, filters)
             .filter(account__isnull=False)
             .values_list("account_id")
@@ -275,36 +312,79 @@ def _account_counts(organization, filters, *, raw: bool = False) -> pd.DataFrame
             )
             .order_by()
         )
-    frame = pd.DataFrame.from_records(list(rows), columns=["account_id", "p", "pa", "d"])
+    # Integers in bulk (the sums come back as Decimal on PostgreSQL), not row by row.
+    values = np.array(rows, dtype=np.int64).reshape(-1, 4)
+    frame = pd.DataFrame(values, columns=["account_id", "p", "pa", "d"])
     return frame.set_index("account_id")
+
+
+def _segment_members(organization, segments) -> tuple[np.ndarray, np.ndarray]:
+    """(account ids, membership matrix: a column of booleans per segment) in one query:
+    each segment's rules as a CASE over the accounts, instead of one query per segment."""
+    flags = {}
+    for index, segment in enumerate(segments):
+        condition = accounts_q(segment.rules)
+        flags[f"segment_{index}"] = (
+            Case(When(condition, then=Value(True)), default=Value(False))
+            if condition
+            else Value(True)
+        )
+    query = (
+        Account.objects.filter(organization=organization)
+        .annotate(**flags)
+        .values_list("pk", *flags)
+        .order_by()
+        .query
+    )
+    sql, params = query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        # Ids and flags (booleans, or 0 and 1 on SQLite) as one integer matrix, in bulk.
+        rows = np.array(cursor.fetchall(), dtype=np.int64).reshape(-1, len(segments) + 1)
+    return rows[:, 0], rows[:, 1:].astype(bool)
+
+
+def _segment_sums(account_ids, counts, member_ids, members) -> np.ndarray:
+    """Per segment, the (p, pa, d) sums of the accounts that belong to it: a matrix product
+    of the membership (0/1) and the per-account counts, aligned on account id."""
+    position = pd.Index(member_ids).get_indexer(account_ids)
+    known = position >= 0
+    inside = np.zeros((len(account_ids), members.shape[1]), dtype=np.int64)
+    inside[known] = members[position[known]]
+    return inside.T @ counts
 
 
 def segment_rows(organization, filters) -> list:
     segments = list(Segment.objects.filter(organization=organization).order_by("name"))
     if not segments:
         return []
-    current_counts = account_scores(organization, filters).set_index("account_id")
+    member_ids, members = _segment_members(organization, segments)
+    current = account_scores(organization, filters)
     before = filters.previous()
-    previous_counts = _memoised(
+    earlier = _memoised(
         ("account_counts", organization.pk, before), lambda: _account_counts(organization, before)
     )
+    now_sums = _segment_sums(
+        current["account_id"].to_numpy(dtype=np.int64),
+        current[["p", "pa", "d"]].to_numpy(dtype=np.int64),
+        member_ids,
+        members,
+    )
+    then_sums = _segment_sums(
+        earlier.index.to_numpy(dtype=np.int64),
+        earlier[["p", "pa", "d"]].to_numpy(dtype=np.int64),
+        member_ids,
+        members,
+    )
     out = []
-    for segment in segments:
-        members = set(
-            Account.objects.filter(organization=organization)
-            .filter(accounts_q(segment.rules))
-            .values_list("pk", flat=True)
-        )
-        now_part = current_counts[current_counts.index.isin(members)][["p", "pa", "d"]].sum()
-        then_part = previous_counts[previous_counts.index.isin(members)].sum()
-        current = m.Nps.of(now_part.get("p", 0), now_part.get("pa", 0), now_part.get("d", 0))
-        earlier = m.Nps.of(then_part.get("p", 0), then_part.get("pa", 0), then_part.get("d", 0))
+    for segment, now_part, then_part in zip(segments, now_sums, then_sums, strict=True):
+        nps = m.Nps.of(*(int(v) for v in now_part))
         out.append(
             m.SegmentRow(
                 segment_id=segment.pk,
                 name=segment.name,
-                nps=current,
-                change=m.change(current, earlier),
+                nps=nps,
+                change=m.change(nps, m.Nps.of(*(int(v) for v in then_part))),
             )
         )
     return out
@@ -495,6 +575,33 @@ def _account_rows_raw(organization, filters) -> list[tuple]:
         return cursor.fetchall()
 
 
+_INTEGER_COLUMNS = ("account_id", "respondents", "p", "pa", "d")
+_MOMENT_COLUMNS = ("last_at", "first_detractor_at", "churned_at", "last_score_at")
+
+
+def _account_frame(rows) -> pd.DataFrame:
+    """The per-account rows as a frame, column by column: integers, the score sum and the
+    moments converted in bulk by numpy (not a frame of Python objects inferred cell by
+    cell); names, ARR (Decimal, exact), dates and scores as they came."""
+    table = np.empty((len(rows), len(FRAME_COLUMNS)), dtype=object)
+    if rows:
+        table[:] = rows
+    data = {}
+    for index, name in enumerate(FRAME_COLUMNS):
+        values = table[:, index]
+        if name in _INTEGER_COLUMNS:
+            data[name] = values.astype(np.int64)
+        elif name == "score":
+            data[name] = values.astype(float)
+        elif name in _MOMENT_COLUMNS:
+            data[name] = _moments(values)
+        elif name == "known":
+            data[name] = values.astype(bool)
+        else:
+            data[name] = values.tolist()
+    return pd.DataFrame(data, columns=FRAME_COLUMNS)
+
+
 def _account_scores(organization, filters, *, raw: bool = False) -> pd.DataFrame:
     """Per account with answers in the period: the mean of each respondent's latest score
     (one answer per contact, so a big team counts once per person, and the account once),
@@ -505,21 +612,17 @@ def _account_scores(organization, filters, *, raw: bool = False) -> pd.DataFrame
         rows = _account_rows_rollup(organization, filters)
     else:
         rows = _account_rows_raw(organization, filters)
-    frame = pd.DataFrame.from_records(rows, columns=FRAME_COLUMNS)
-    for column in ("respondents", "p", "pa", "d"):
-        frame[column] = frame[column].astype(int)
+    frame = _account_frame(rows)
     # The mean of the respondents' latest scores: integer sums in SQL (cheaper than a
     # decimal average), divided here; NaN for an account none of whose respondents' latest
     # answer is its own, as AVG over no rows gave NULL.
-    frame["score"] = frame["score"].astype(float) / frame["respondents"].astype(float)
-    for column in ("last_at", "first_detractor_at", "churned_at", "last_score_at"):
-        frame[column] = _moments(frame[column])
-    frame["known"] = frame["known"].astype(bool)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frame["score"] = frame["score"] / frame["respondents"].astype(float)
     # classify_mean, for the whole column (a NaN mean is a detractor, as there).
     frame["category"] = np.select(
         [frame["score"] >= 9, frame["score"] >= 7], ["promoter", "passive"], "detractor"
     )
-    if rows:
+    if rows and connection.vendor != "postgresql":
         # As the ORM hands them back: Decimal ARR and dates (SQLite's raw cursor gives
         # floats and text).
         arr_field = Account._meta.get_field("arr")
@@ -549,11 +652,8 @@ def account_level(organization, filters):
     by = frame["category"].value_counts()
     nps = m.Nps.of(by.get("promoter", 0), by.get("passive", 0), by.get("detractor", 0))
     weighted = None
-    arr = pd.Series(
-        [float(v) if isinstance(v, Decimal) else 0.0 for v in frame["arr"].tolist()],
-        index=frame.index,
-        dtype=float,
-    )
+    # Decimal ARR as floats in bulk (a missing ARR weighs nothing).
+    arr = pd.Series(np.nan_to_num(np.array(frame["arr"].tolist(), dtype=float)), index=frame.index)
     total = arr.sum()
     if total > 0:
         weights = {c: arr[frame["category"] == c].sum() for c in ("promoter", "detractor")}
@@ -591,7 +691,8 @@ def revenue_at_risk(organization, filters):
             id=int(row.account_id),
             name=row.name,
             arr=row.risk_arr,
-            score=round(float(row.score), 2),
+            # None when no respondent's latest answer is the account's (a NaN mean).
+            score=None if math.isnan(row.score) else round(float(row.score), 2),
             renewal_date=row.renewal_date if isinstance(row.renewal_date, date) else None,
             danger_zone=bool(row.score <= 3),
         )
@@ -630,32 +731,40 @@ def _invitations_in(organization, filters):
     return invitations
 
 
-def _invitations_by_account(organization, filters) -> dict:
-    """{account id (None for none): (delivered, answered)} of the period's invitations: one
-    grouped read that the response rate (its sums) and coverage (its accounts) share."""
+def _invitation_totals(organization, filters) -> tuple[int, int]:
+    """(delivered, answered) invitations of the period, in one ungrouped count."""
+    totals = _invitations_in(organization, filters).aggregate(
+        # Counting a column the covering index holds (state is never null), not the id:
+        # PostgreSQL then reads the index alone.
+        delivered=Count("state"),
+        answered=Count("state", filter=Q(answered_at__isnull=False) | Q(state="answered")),
+    )
+    return totals["delivered"] or 0, totals["answered"] or 0
 
-    def read():
-        rows = (
+
+INVITED_CHUNK = 500
+
+
+def _invited_among(organization, filters, account_ids) -> set:
+    """Which of these accounts had a delivered invitation in the period: one indexed probe
+    per account (organization, account, sent_at), by chunks, instead of grouping every
+    invitation of the period."""
+    invited: set = set()
+    for first in range(0, len(account_ids), INVITED_CHUNK):
+        chunk = account_ids[first : first + INVITED_CHUNK]
+        invited.update(
             _invitations_in(organization, filters)
-            .values_list("account_id")
-            .annotate(
-                # Counting a column the covering index holds (state is never null), not
-                # the id: PostgreSQL then reads the index alone.
-                delivered=Count("state"),
-                answered=Count("state", filter=Q(answered_at__isnull=False) | Q(state="answered")),
-            )
+            .filter(account_id__in=chunk)
+            .values_list("account_id", flat=True)
+            .distinct()
             .order_by()
         )
-        return {account: (delivered, answered) for account, delivered, answered in rows}
-
-    return _memoised(("invitations", organization.pk, filters), read)
+    return invited
 
 
 def rates(organization, filters):
-    by_account = _invitations_by_account(organization, filters).values()
+    delivered, answered = _invitation_totals(organization, filters)
     responses, with_comment = comment_counts(organization, filters)
-    delivered = sum(delivered for delivered, _ in by_account)
-    answered = sum(answered for _, answered in by_account)
     return m.Rates(
         delivered=delivered,
         answered=answered,
@@ -671,7 +780,6 @@ def coverage(organization, filters):
     low-health or open-ticket accounts are reached well below the overall rate."""
     low, _ = _bounds(filters)
     answered = set(account_scores(organization, filters)["account_id"].tolist())
-    invited = {a for a in _invitations_by_account(organization, filters) if a is not None}
     open_ticket = Exists(
         SupportTicket.objects.filter(
             organization=organization,
@@ -679,30 +787,43 @@ def coverage(organization, filters):
             status__in=OPEN_TICKET_STATUSES,
         )
     )
-    base = pd.DataFrame.from_records(
-        list(
-            accounts_in_scope(organization, filters)
-            .filter(Q(churned_at__isnull=True) | Q(churned_at__gte=low))
-            .annotate(open_ticket=open_ticket)
-            .values_list("pk", "arr", "health_score", "open_ticket")
-            .order_by()
-        ),
-        columns=["id", "arr", "health", "ticket"],
+    sql, params = (
+        accounts_in_scope(organization, filters)
+        .filter(Q(churned_at__isnull=True) | Q(churned_at__gte=low))
+        .annotate(open_ticket=open_ticket)
+        .values_list("pk", "arr", "health_score", "open_ticket")
+        .order_by()
+        .query.sql_with_params()
     )
-    surveyed = base["id"].isin(answered | invited)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    # Column by column in bulk (ids, health and tickets by numpy), not a frame of objects.
+    ids, arr_values, health, tickets = list(zip(*rows, strict=True)) or [(), (), (), ()]
+    base = pd.DataFrame({"id": np.array(ids, dtype=np.int64)})
+    # An account answered in the period is surveyed; only the others need their
+    # invitations looked up.
+    surveyed = base["id"].isin(answered)
+    unanswered = base.loc[~surveyed, "id"].tolist()
+    if unanswered:
+        surveyed |= base["id"].isin(_invited_among(organization, filters, unanswered))
+    surveyed = surveyed.to_numpy()
     # A missing health score is not low (NaN compares False).
-    low_health = pd.to_numeric(base["health"], errors="coerce") < LOW_HEALTH_BELOW
-    ticket = base["ticket"].astype(bool)
-    arr = pd.Series(
-        [v if isinstance(v, Decimal) else Decimal(0) for v in base["arr"].tolist()],
-        index=base.index,
-        dtype=object,
-    )
+    low_health = np.array(health, dtype=float) < LOW_HEALTH_BELOW
+    ticket = np.array(tickets, dtype=bool)
+    # Exact ARR: Decimal as PostgreSQL gives it (SQLite's raw cursor gives a float or text,
+    # read as the ORM would).
+    arr_field = Account._meta.get_field("arr")
+    arr = [
+        Decimal(0) if v is None else v if isinstance(v, Decimal) else arr_field.to_python(v)
+        for v in arr_values
+    ]
+    arr_surveyed = [v for v, inside in zip(arr, surveyed, strict=True) if inside]
     totals = {
         "total": len(base),
         "surveyed": int(surveyed.sum()),
         "arr_all": sum(arr, Decimal(0)),
-        "arr_surveyed": sum(arr[surveyed], Decimal(0)),
+        "arr_surveyed": sum(arr_surveyed, Decimal(0)),
         "low": int(low_health.sum()),
         "low_surveyed": int((low_health & surveyed).sum()),
         "tickets": int(ticket.sum()),
@@ -807,7 +928,9 @@ def _loop_counts_rollup(organization, filters, moment):
         _loop_rows_in(organization, filters)
         .filter(status__in=OPEN_STATUSES, due_at__lt=moment)
         .values_list("outcome")
-        .annotate(n=Count("pk"))
+        # A column the covering index of open follow-ups holds (never null), not the id:
+        # PostgreSQL then reads the index alone.
+        .annotate(n=Count("due_at"))
         .order_by()
     )
     return [

@@ -6,7 +6,7 @@ import pytest
 from django_scopes import scope
 
 from insights import metrics, services
-from tests.accounts.factories import AccountFactory, SegmentFactory
+from tests.accounts.factories import AccountFactory, ContactFactory, SegmentFactory
 from tests.insights.factories import ResponseFactory, at
 
 DAY = datetime.date(2026, 5, 10)
@@ -108,3 +108,19 @@ def test_it_answers_the_whole_dashboard(as_a, org_a):
 
 def test_it_needs_a_key(api):
     assert api.get("/api/v1/metrics/nps").status_code == 401
+
+
+def test_it_answers_for_an_account_whose_respondent_moved_on(as_a, org_a):
+    left, joined = (AccountFactory(organization=org_a, name=n) for n in ("Left", "Joined"))
+    person = ContactFactory(organization=org_a, account=left)
+    ResponseFactory(organization=org_a, account=left, contact=person, score=2, submitted_at=at(DAY))
+    ResponseFactory(
+        organization=org_a, account=joined, contact=person, score=9, submitted_at=at(DAY, 12)
+    )
+    with scope(organization=org_a.pk):
+        services.rollup_rebuild(org_a.pk)
+    response = as_a.get("/api/v1/metrics/dashboard?since=2026-05-01&until=2026-05-31")
+    assert response.status_code == 200
+    # The account with an answer but none of its respondents' latest: at risk, no mean.
+    top = response.json()["revenue_at_risk"]["top"]
+    assert [(row["name"], row["score"]) for row in top] == [("Left", None)]

@@ -329,6 +329,67 @@ def test_it_computes_coverage_of_arr(org_a):
     assert compute(org_a, "coverage").arr_share == pytest.approx(0.3)
 
 
+def test_it_counts_an_invited_account_as_surveyed_without_an_answer(org_a):
+    programme = ProgrammeFactory(organization=org_a)
+    answered, invited, bounced, earlier, untouched = (
+        AccountFactory(organization=org_a, arr=Decimal(arr)) for arr in (100, 200, 300, 400, 0)
+    )
+    answers(org_a, [9], account=answered)
+    for account, state, day in [
+        (answered, "delivered", DAY),
+        (invited, "opened", DAY),
+        (bounced, "bounced", DAY),
+        (earlier, "delivered", datetime.date(2026, 4, 30)),
+    ]:
+        InvitationFactory(
+            programme=programme,
+            contact=ContactFactory(organization=org_a, account=account),
+            state=state,
+            sent_at=at(day),
+        )
+    cover = compute(org_a, "coverage")
+    # The answered account and the delivered (not bounced) invitation in May; the April
+    # invitation is outside the range. Each of the five accounts also has a contact.
+    assert (cover.accounts_total, cover.accounts_surveyed) == (5, 2)
+    assert cover.arr_share == pytest.approx(300 / 1000)
+
+
+def test_it_computes_segments_with_empty_and_impossible_rules_in_one_query(
+    org_a, django_assert_num_queries
+):
+    big, mid, small = accounts_world(org_a)
+    everyone = SegmentFactory(organization=org_a, name="A everyone", rules={})
+    nobody = SegmentFactory(
+        organization=org_a,
+        name="B nobody",
+        rules={
+            "match": "all",
+            "conditions": [{"field": "last_score", "op": "eq", "value": "6.5"}],
+        },
+    )
+    not_nobody = SegmentFactory(
+        organization=org_a,
+        name="C not nobody",
+        rules={
+            "match": "all",
+            "conditions": [{"field": "last_score", "op": "neq", "value": "6.5"}],
+        },
+    )
+    with scope(organization=org_a.pk):
+        services.rollup_rebuild(org_a.pk)
+        # The segments, their members (all at once) and the previous period's counts; the
+        # current period's counts are the shared per-account read.
+        with django_assert_num_queries(4):
+            rows = metrics.segments(org_a, MAY)
+        headline = metrics.headline(org_a, MAY)
+    by_name = {row.name: row for row in rows}
+    assert list(by_name) == ["A everyone", "B nobody", "C not nobody"]
+    assert by_name["A everyone"].nps == headline
+    assert by_name["B nobody"].nps.n == 0
+    assert by_name["C not nobody"].nps == headline
+    assert (everyone.pk, nobody.pk, not_nobody.pk) == tuple(r.segment_id for r in rows)
+
+
 def test_it_computes_loop_health(org_a):
     moment = at(DAY)
     hours = datetime.timedelta(hours=1)
@@ -443,6 +504,23 @@ def test_it_computes_the_dashboard_in_a_bounded_number_of_queries(
         services.rollup_rebuild(org_a.pk)
     with scope(organization=org_a.pk), django_assert_max_num_queries(30):
         metrics.dashboard(org_a, MAY)
+
+
+def test_it_computes_the_dashboard_in_as_many_queries_for_one_segment_as_for_five(org_a):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    accounts_world(org_a)
+    counts = []
+    for added in (1, 4):
+        for _ in range(added):
+            SegmentFactory(organization=org_a)
+        with scope(organization=org_a.pk):
+            services.rollup_rebuild(org_a.pk)
+            with CaptureQueriesContext(connection) as queries:
+                metrics.dashboard(org_a, MAY)
+        counts.append(len(queries))
+    assert counts[0] == counts[1] <= 13, counts
 
 
 def test_it_serves_a_cached_dashboard_for_at_most_a_minute(org_a, django_assert_num_queries):
