@@ -4,14 +4,13 @@ TenantMiddleware has already matched the key and entered the tenant's scope; the
 turn its finding into DRF's answer: 401 JSON for a missing, unknown or revoked key.
 """
 
-import threading
-
-import redis
 from django.core.cache import DEFAULT_CACHE_ALIAS, caches
 from django.core.cache.backends.redis import RedisCache
 from django.utils.connection import ConnectionProxy
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions, throttling
+
+from nps_platform import broker
 
 
 class ApiClient:
@@ -99,7 +98,7 @@ def _count_in_window(cache, key: str, seconds: int) -> tuple[int, int]:
         cache = caches[DEFAULT_CACHE_ALIAS]
     if isinstance(cache, RedisCache):
         name = cache.make_and_validate_key(key)
-        pipe = _redis_client(cache._servers[0]).pipeline(transaction=False)
+        pipe = broker.redis_client(cache._servers[0]).pipeline(transaction=False)
         pipe.incr(name)
         pipe.expire(name, seconds, nx=True)
         pipe.ttl(name)
@@ -112,22 +111,3 @@ def _count_in_window(cache, key: str, seconds: int) -> tuple[int, int]:
         except ValueError:  # expired between add and incr
             continue
     return 1, seconds
-
-
-_redis_clients: dict[str, redis.Redis] = {}
-_redis_clients_lock = threading.Lock()
-
-
-def _redis_client(location: str) -> redis.Redis:
-    """One client per process and server (redis-py pools its connections and is
-    thread-safe): building one per call, as the cache backend does, costs more than the
-    command itself."""
-    client = _redis_clients.get(location)
-    if client is None:
-        with _redis_clients_lock:
-            # Once only: a client that lost the race would close its pool, under a thread
-            # still using one of its connections, when collected.
-            client = _redis_clients.get(location)
-            if client is None:
-                client = _redis_clients[location] = redis.Redis.from_url(location)
-    return client

@@ -59,7 +59,7 @@ if #items > 0 then
 end
 return items
 """
-_clients: dict[str, object] = {}
+_clients: dict[str, redis.Redis] = {}
 _clients_lock = threading.Lock()
 
 
@@ -77,16 +77,23 @@ def _broker_url() -> str:
     return app.conf.broker_url or ""
 
 
-def _client():
-    """One redis-py client per process and broker URL (thread-safe, pooled)."""
-    url = _broker_url()
+def redis_client(url: str) -> redis.Redis:
+    """One redis-py client per process and server URL (it pools its connections and is
+    thread-safe): building one per call, as Django's cache backend does, costs more than
+    the command itself. Used by these queues and by the API's rate limit."""
     client = _clients.get(url)
     if client is None:
         with _clients_lock:
+            # Once only: a client that lost the race would close its pool, under a thread
+            # still using one of its connections, when collected.
             client = _clients.get(url)
             if client is None:
                 client = _clients[url] = redis.Redis.from_url(url)
     return client
+
+
+def _client() -> redis.Redis:
+    return redis_client(_broker_url())
 
 
 def queue_push(queue: str, item: str) -> bool:
