@@ -117,6 +117,52 @@ def test_it_throttles_a_runaway_key_with_a_json_429(api, api_key_a, monkeypatch)
     assert int(response["Retry-After"]) > 0
 
 
+def _counted_in_redis(api_key) -> int | None:
+    """What Redis holds for the key's rate-limit window; None with another cache."""
+    from django.core.cache import cache
+
+    if not api_auth_uses_redis():
+        return None
+    return cache.get(f"throttle_api_key_{api_key.pk}-{api_key.prefix}_count")
+
+
+def api_auth_uses_redis() -> bool:
+    from django.core.cache import caches
+    from django.core.cache.backends.redis import RedisCache
+
+    return isinstance(caches["default"], RedisCache)
+
+
+def test_it_counts_a_key_far_below_its_limit_in_the_process_and_sends_it_all(
+    api, api_key_a, monkeypatch
+):
+    from nps_platform import api_auth
+    from nps_platform.api_auth import ApiKeyRateThrottle
+
+    if not api_auth_uses_redis():
+        pytest.skip("counted in the process only with Redis as the cache")
+    monkeypatch.setattr(ApiKeyRateThrottle, "rate", "1000/min", raising=False)
+    api.key = api_key_a[1]
+    statuses = [api.get(reverse("api:me")).status_code for _ in range(45)]
+    assert statuses == [200] * 45
+    # Sent at the 1st, 21st and 41st request: four are still counted here only.
+    assert _counted_in_redis(api_key_a[0]) == 41
+    later = time.monotonic() + api_auth.LOCAL_SECONDS + 0.1
+    monkeypatch.setattr(api_auth.time, "monotonic", lambda: later)
+    assert api.get(reverse("api:me")).status_code == 200
+    assert _counted_in_redis(api_key_a[0]) == 46  # nothing lost
+
+
+def test_it_refuses_the_same_request_as_before_near_the_limit(api, api_key_a, monkeypatch):
+    from nps_platform.api_auth import ApiKeyRateThrottle
+
+    monkeypatch.setattr(ApiKeyRateThrottle, "rate", "100/min", raising=False)
+    api.key = api_key_a[1]
+    statuses = [api.get(reverse("api:me")).status_code for _ in range(101)]
+    assert statuses == [200] * 100 + [429]
+    assert _counted_in_redis(api_key_a[0]) in (None, 101)
+
+
 def test_it_refuses_a_key_revoked_in_this_process_at_once(api, api_key_a, org_a, unscoped):
     api.key = api_key_a[1]
     assert api.get(reverse("api:me")).status_code == 200  # now remembered as valid
