@@ -186,7 +186,7 @@ def start_worker(concurrency: int, log_path: Path) -> subprocess.Popen:
             "bench.followups_probe",
         ],  # fmt: skip
         cwd=ROOT,
-        env={**app_environment(), "BENCH_TASK_CPU_LOG": str(TASK_LOG)},
+        env={**app_environment(), "BENCH_TASK_CPU_LOG": str(TASK_LOG), "BENCH_QUEUE": QUEUE},
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,

@@ -1,13 +1,20 @@
 """Loaded into the bench's worker (`celery worker --include bench.followups_probe`): writes
 each task's name, process CPU seconds and number of ids to BENCH_TASK_CPU_LOG, so
-bench/followups.py can tell the follow-ups' CPU from the comment analysis's and the rest."""
+bench/followups.py can tell the follow-ups' CPU from the comment analysis's and the rest.
+
+It also sends what the worker's tasks enqueue (the response event's receivers run in the
+worker) to the bench's own queue, BENCH_QUEUE, the only one this worker consumes."""
 
 import os
 import time
 
 from celery.signals import task_postrun, task_prerun
 
+from nps_platform.celery import app
+
 LOG = os.environ.get("BENCH_TASK_CPU_LOG", "")
+if os.environ.get("BENCH_QUEUE"):
+    app.conf.task_default_queue = os.environ["BENCH_QUEUE"]
 _started: dict[str, float] = {}
 
 

@@ -168,8 +168,13 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # On Redis, priority 0 (every task's default) is served first: under a burst of answers the
 # worker opens follow-ups (their drafts compute the comment's themes themselves) before it
-# analyses the comments, which then lag by seconds.
-CELERY_TASK_ROUTES = {"responses.analyze": {"priority": 6}}
+# analyses the comments and counts the dashboard's rollups, which then lag by seconds.
+CELERY_TASK_ROUTES = {
+    "responses.analyze": {"priority": 6},
+    "insights.rollup_responses": {"priority": 6},
+    "insights.rollup_followups": {"priority": 6},
+    "insights.rollup_days": {"priority": 6},
+}
 # Redis re-delivers an unacknowledged message after the visibility timeout; every time
 # limit stays well below it so a slow task is never delivered twice while it still runs.
 CELERY_BROKER_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 3600)
