@@ -1,13 +1,34 @@
 """Shared fixtures: alice (admin of org A), bob (CS manager in A), carol (exec in A),
 and mallory (admin of org B, the outsider)."""
 
+import os
+from urllib.parse import urlsplit
+
 import pytest
 from celery._state import _set_task_join_will_block
+from django.conf import settings as django_settings
+from django.test.utils import override_settings
 from django_scopes import scopes_disabled
 
 from nps_platform.celery import app as celery_app
 from nps_platform.models import Role
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory, make_api_key
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _a_cache_per_test_process():
+    """On Redis, each test process (xdist worker) caches in a Redis database of its own, so
+    a test's cache.clear() (FLUSHDB) never wipes another process's rate-limit counters, or
+    the broker's queues, which stay in REDIS_URL's own database."""
+    cache = django_settings.CACHES["default"]
+    if not cache["BACKEND"].endswith("RedisCache"):
+        yield
+        return
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = 1 + int(worker.removeprefix("gw") or 0)
+    location = urlsplit(cache["LOCATION"])._replace(path=f"/{index}").geturl()
+    with override_settings(CACHES={"default": {**cache, "LOCATION": location}}):
+        yield
 
 
 @pytest.fixture(autouse=True)
