@@ -134,6 +134,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_boo
     # off behind a connection pooler in transaction mode that cannot keep prepared
     # statements (PgBouncer before 1.21).
     DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 5
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Django's backend, minus the per-request health check on a connection in steady use.
+    DATABASES["default"]["ENGINE"] = "nps_platform.postgresql"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: Celery broker and cache -------------------------------------------------------
@@ -174,6 +177,7 @@ CELERY_TASK_ROUTES = {
     "insights.rollup_responses": {"priority": 6},
     "insights.rollup_followups": {"priority": 6},
     "insights.rollup_days": {"priority": 6},
+    "insights.rollup_invitations": {"priority": 6},
 }
 # Redis re-delivers an unacknowledged message after the visibility timeout; every time
 # limit stays well below it so a slow task is never delivered twice while it still runs.
