@@ -2,6 +2,7 @@
 updated: the API, the public survey page, CSV imports and the Delighted-compatible API all
 call it (one item or up to 1,000)."""
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -388,6 +389,10 @@ def responses_record(
         raise ValidationError("Send at least one response.")
     if len(items) > MAX_BATCH:
         raise ValidationError(f"Send at most {MAX_BATCH} responses at once; this has {len(items)}.")
+    if len(items) == 1 and connection.vendor == "postgresql":
+        report = _record_one_postgresql(organization, items[0], channel)
+        if report is not None:
+            return report
     for attempt in range(2):
         try:
             with transaction.atomic():
@@ -490,18 +495,7 @@ def _record_batch(organization, items, channel, create_missing, skip_unchanged=F
         else:
             response.contact_id = contact.pk
             response.account_id = contact.account_id
-        response.score = data["score"]
-        response.category, response.danger_zone = classify(data["score"])
-        if "comment" in data or is_new:
-            response.comment = data.get("comment", "")
-        response.has_comment = bool(response.comment.strip())
-        for name in ("external_id", "survey_id", "invitation_id", "submitted_at"):
-            if name in data:
-                setattr(response, name, data[name])
-        if "properties" in data:
-            response.properties = {**(response.properties or {}), **data["properties"]}
-        if "tags" in data:
-            response.tags = data["tags"]
+        _apply(response, data, is_new)
         if before is not None and _compared(response) == before:
             unchanged.append((index, response))
             continue
@@ -536,16 +530,133 @@ def _record_batch(organization, items, channel, create_missing, skip_unchanged=F
 
     saved = [r for _, r in new] + [r for _, r in changed]
     _refresh_latest(organization, saved)
-    created_ids = [r.pk for _, r in new]
-    updated_ids = [r.pk for _, r in changed]
+    _announce(organization, channel, moment, [r for _, r in new], [r for _, r in changed])
+    return RecordReport(results=results)
+
+
+def _record_one_postgresql(organization, item, channel) -> RecordReport | None:
+    """One new answer from a known contact in one statement (the API's usual POST): the
+    contact's lookup, the INSERT and both "latest answer" updates, which
+    _record_batch runs as four statements in a transaction. One statement is atomic by
+    itself, so outside a transaction there is no BEGIN or COMMIT either: one round trip
+    instead of six. Returns None, having changed nothing, for anything else (an invalid
+    item, an unknown contact, an external_id or invitation already answered): the batch
+    path handles those."""
+    data, errors = clean_item(item)
+    if errors:
+        return None
+    kind, value = _contact_key(data)
+    moment = now()
+    response = _response_maker(organization, channel, moment)()
+    _apply(response, data, True)
+    values = response.__dict__
+    params = [organization.pk, value]
+    params += [
+        Jsonb(values[name]) if is_json else values[name]
+        for name, is_json in _insert_columns()[2]
+        if name not in ("contact_id", "account_id")
+    ]
+    at = response.submitted_at
+    params += [at, organization.pk, at, response.score, at, organization.pk, at]
+    # Inside a caller's transaction, a savepoint: a failure must not break the caller's.
+    savepoint = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
+    try:
+        with savepoint, prepared_cursor() as cursor:
+            cursor.execute(_record_one_sql(kind), params)
+            row = cursor.fetchone()
+    except IntegrityError:
+        return None  # the contact was deleted meanwhile: the batch path says so
+    if row is None or row[0] is None:
+        return None
+    response.id = row[0]
+    response._state.adding = False
+    response._state.db = connection.alias
+    contact_count = len(Contact._meta.concrete_fields)
+    contact = _from_row(Contact, row[1 : 1 + contact_count])
+    account_row = row[1 + contact_count :]
+    account = _from_row(Account, account_row) if account_row[0] is not None else None
+    _CONTACT_ACCOUNT.set_cached_value(contact, account)
+    response.contact, response.account = contact, account
+    _announce(organization, channel, moment, [response], [])
+    return RecordReport(results=[ItemResult(0, "created", response=response)])
+
+
+@functools.cache
+def _record_one_sql(kind: str) -> str:
+    """_record_one_postgresql's statement for a contact named by `kind` (id, external_id or
+    email). Parameters: the organization and the contact's key; the new response's columns
+    but its contact and account; then (moment, organization, moment) for the contact's
+    update and (score, moment, organization, moment) for the account's. Answers one row if
+    the contact exists: the new response's id (NULL when nothing was inserted), then the
+    contact's and its account's columns."""
+    quote = connection.ops.quote_name
+    table, columns, names = _insert_columns()
+    selected = ", ".join(
+        {"contact_id": "c.id", "account_id": "c.account_id"}.get(name, "%s") for name, _ in names
+    )
+    contact_table, account_table = quote(Contact._meta.db_table), quote(Account._meta.db_table)
+    types = {"id": "bigint", "external_id": "text", "email": "text"}
+    shown = [f"c.{quote(f.column)}" for f in Contact._meta.concrete_fields]
+    shown += [f"a.{quote(f.column)}" for f in Account._meta.concrete_fields]
+    # The contact's row is locked before the account's, as _refresh_latest_postgresql and
+    # the batch statements lock them: the account's update waits for the contact's (its
+    # condition reads `touched`), so two writers never wait for each other in turn. A
+    # conflict (the external_id or invitation already answered) inserts nothing, and then
+    # nothing is updated either. Names from the models, values as parameters.
+    return f"""
+WITH c AS (
+    SELECT * FROM {contact_table}
+    WHERE organization_id = %s AND {quote(kind)} = %s::{types[kind]}
+), inserted AS (
+    INSERT INTO {table} ({columns}) SELECT {selected} FROM c
+    ON CONFLICT DO NOTHING RETURNING id
+), touched AS (
+    UPDATE {contact_table} t SET last_responded_at = %s::timestamptz
+    FROM c, inserted
+    WHERE t.id = c.id AND t.organization_id = %s
+      AND (t.last_responded_at IS NULL OR t.last_responded_at < %s::timestamptz)
+    RETURNING t.id
+), scored AS (
+    UPDATE {account_table} t SET last_score = %s, last_score_at = %s::timestamptz
+    FROM c, inserted
+    WHERE t.id = c.account_id AND t.organization_id = %s
+      AND (t.last_score_at IS NULL OR t.last_score_at <= %s::timestamptz)
+      AND (SELECT count(*) FROM touched) >= 0
+    RETURNING t.id
+)
+SELECT inserted.id, {", ".join(shown)}
+FROM c LEFT JOIN {account_table} a ON a.id = c.account_id LEFT JOIN inserted ON true
+"""  # noqa: S608
+
+
+def _apply(response: Response, data: dict, is_new: bool) -> None:
+    """Sets a response's fields from an item's cleaned data (its contact aside)."""
+    response.score = data["score"]
+    response.category, response.danger_zone = classify(data["score"])
+    if "comment" in data or is_new:
+        response.comment = data.get("comment", "")
+    response.has_comment = bool(response.comment.strip())
+    for name in ("external_id", "survey_id", "invitation_id", "submitted_at"):
+        if name in data:
+            setattr(response, name, data[name])
+    if "properties" in data:
+        response.properties = {**(response.properties or {}), **data["properties"]}
+    if "tags" in data:
+        response.tags = data["tags"]
+
+
+def _announce(organization, channel, moment, created: list, updated: list) -> None:
+    """Announces the saved responses once the transaction commits (see responses_record)."""
+    if not created and not updated:
+        return
     historical_ids = []
     if channel == Channel.IMPORT:
         # History: an imported answer this old opens no follow-up and alerts no one.
         horizon = moment - timedelta(days=settings.IMPORT_FOLLOWUP_MAX_AGE_DAYS)
-        historical_ids = [r.pk for r in saved if r.submitted_at < horizon]
-    if created_ids or updated_ids:
-        announce_recorded_on_commit(organization.pk, created_ids, updated_ids, historical_ids)
-    return RecordReport(results=results)
+        historical_ids = [r.pk for r in created + updated if r.submitted_at < horizon]
+    announce_recorded_on_commit(
+        organization.pk, [r.pk for r in created], [r.pk for r in updated], historical_ids
+    )
 
 
 def _responses_named(organization, externals: set, invitations: set) -> list[Response]:

@@ -1,16 +1,18 @@
 """The one recording service: classification, dedupe, enrichment, events."""
 
 import os
+import threading
 
 import pytest
 import redis
 from django.core.exceptions import ValidationError
+from django.db import connection, connections
 from django_scopes import scope
 
 from accounts import services as account_services
 from accounts.models import Account, Contact
 from nps_platform.celery import app as celery_app
-from responses import events, tasks
+from responses import events, services, tasks
 from responses.classification import classify
 from responses.models import Response, ResponseTheme
 from responses.services import response_record, responses_record
@@ -287,3 +289,114 @@ def test_it_announces_batches_queued_on_the_broker_in_one_event(
     assert len(published) == 2  # drained: the next batch schedules a drain again
     celery_app.conf.task_always_eager = True
     tasks.announce_queued(world.pk)
+
+
+on_postgresql = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="the one-statement path is PostgreSQL's"
+)
+
+
+@on_postgresql
+@pytest.mark.django_db(transaction=True)
+def test_it_records_one_new_answer_from_a_known_contact_in_one_statement(
+    world, django_assert_num_queries, monkeypatch
+):
+    announced = []
+    monkeypatch.setattr(
+        services, "announce_recorded_on_commit", lambda *args: announced.append(args)
+    )
+    with django_assert_num_queries(1):
+        report = responses_record(
+            organization=world,
+            channel="api",
+            items=[{"email": "ann@initech.example", "score": 3, "comment": "Too slow."}],
+        )
+    result = report.results[0]
+    assert result.status == "created"
+    assert (result.response.contact.email, result.response.account.external_id) == (
+        "ann@initech.example",
+        "acc-1",
+    )
+    saved = Response.objects.get()
+    assert (saved.pk, saved.score, saved.category, saved.comment) == (
+        result.response.pk,
+        3,
+        "detractor",
+        "Too slow.",
+    )
+    assert Contact.objects.get().last_responded_at == saved.submitted_at
+    account = Account.objects.get()
+    assert (account.last_score, account.last_score_at) == (3, saved.submitted_at)
+    assert announced == [(world.pk, [saved.pk], [], [])]
+
+
+@on_postgresql
+@pytest.mark.django_db(transaction=True)
+def test_it_updates_an_answer_again_when_the_one_statement_finds_it_answered(world):
+    first = responses_record(
+        organization=world,
+        channel="link",
+        items=[{"contact_external_id": "c-1", "score": 4, "invitation_id": 77}],
+    ).results[0]
+    again = responses_record(
+        organization=world,
+        channel="link",
+        items=[{"contact_external_id": "c-1", "score": 10, "invitation_id": 77}],
+    ).results[0]
+    assert (first.status, again.status) == ("created", "updated")
+    assert again.response.pk == first.response.pk
+    assert list(Response.objects.values_list("score", "category")) == [(10, "promoter")]
+    assert Account.objects.get().last_score == 10
+
+
+def test_it_leaves_the_callers_transaction_usable_when_the_one_statement_falls_back(world):
+    responses_record(
+        organization=world, channel="api", items=[{"email": "ann@initech.example", "score": 8}]
+    )
+    unknown = responses_record(
+        organization=world, channel="api", items=[{"email": "nobody@initech.example", "score": 8}]
+    ).results[0]
+    assert unknown.status == "error"
+    assert "No contact" in unknown.errors["email"][0]
+    assert Response.objects.count() == 1
+
+
+@on_postgresql
+@pytest.mark.django_db(transaction=True)
+def test_it_records_single_answers_and_batches_for_the_same_people_at_once(world):
+    with scope(organization=world):
+        account_services.records_upsert(
+            organization=world,
+            kind="contacts",
+            items=[
+                {"email": f"p{n}@initech.example", "account_external_id": "acc-1"}
+                for n in range(20)
+            ],
+        )
+    emails = ["ann@initech.example"] + [f"p{n}@initech.example" for n in range(20)]
+    failures = []
+    barrier = threading.Barrier(9)
+
+    def run(items):
+        try:
+            barrier.wait()
+            with scope(organization=world):
+                for _ in range(5):
+                    responses_record(organization=world, channel="api", items=items)
+        except Exception as exc:  # noqa: BLE001 (reported below)
+            failures.append(exc)
+        finally:
+            connections.close_all()
+
+    singles = [[{"email": emails[n % 3], "score": n}] for n in range(8)]
+    batch = [[{"email": email, "score": 5} for email in reversed(emails)]]
+    threads = [threading.Thread(target=run, args=(items,)) for items in singles + batch]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert Response.objects.count() == 8 * 5 + 21 * 5
+    latest = Response.objects.order_by("-submitted_at", "-pk").first()
+    account = Account.objects.get()
+    assert account.last_score_at == latest.submitted_at
