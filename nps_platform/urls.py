@@ -13,8 +13,9 @@ api_patterns = (
         path("me", api.MeApi.as_view(), name="me"),
         path("schema/", SpectacularAPIView.as_view(), name="schema"),
         path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
-        path("", include("accounts.api_urls")),
+        # The busiest first: URLs are matched in order, and most API calls record answers.
         path("", include("responses.api_urls")),
+        path("", include("accounts.api_urls")),
         path("", include("surveys.api_urls")),
         path("", include("followups.api_urls")),
         path("", include("insights.api_urls")),
@@ -79,6 +80,8 @@ auth_patterns = [
 ]
 
 urlpatterns = [
+    # The API first: integrations send most requests, and URLs are matched in order.
+    path("api/v1/", include(api_patterns)),
     path("", views.home, name="home"),
     *auth_patterns,
     path("no-organization/", views.no_organization, name="no_organization"),
@@ -94,7 +97,6 @@ urlpatterns = [
     path("responses/", include("responses.urls")),
     path("accounts/", include("accounts.urls")),
     path("surveys/", include("surveys.urls")),
-    path("api/v1/", include(api_patterns)),
     # Delighted's REST API, for integrations moving over (compat/urls.py).
     path("delighted/v1/", include("compat.urls")),
     path("", include("surveys.public_urls")),
