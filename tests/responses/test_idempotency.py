@@ -324,3 +324,25 @@ def test_it_records_once_under_50_concurrent_posts_with_one_external_id(api_key_
     assert statuses == [200] * 49 + [201], statuses
     assert len({a[2]["id"] for a in answers}) == 1
     assert count(Response) == 1
+
+
+@on_postgresql
+@pytest.mark.django_db(transaction=True)
+def test_it_commits_a_claim_in_one_round_trip_without_waiting_for_disk(
+    org_a, django_assert_num_queries
+):
+    with django_assert_num_queries(1) as captured:
+        claimed = idempotency._claim(org_a, "one-trip", "hash")
+    assert "synchronous_commit" in captured.captured_queries[0]["sql"]
+    other = connections.create_connection("default")  # another session sees it committed
+    try:
+        with other.cursor() as cursor:
+            cursor.execute(
+                "SELECT in_flight FROM responses_idempotencykey WHERE id = %s", [claimed.pk]
+            )
+            assert cursor.fetchone() == (True,)
+    finally:
+        other.close()
+    with connection.cursor() as cursor:  # the setting was the claim's alone
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone() == ("on",)
