@@ -41,6 +41,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from http.client import HTTPConnection
 from pathlib import Path
@@ -340,13 +341,15 @@ async def _exchange(port: int, request: bytes) -> int:
 
 
 CONNECTIONS: dict[int, Connections] = {}
+NO_ANSWER: Counter = Counter()  # why requests got no answer (status 0), by exception
 
 
 async def _one(port: int, request: bytes, due: float, results: list) -> None:
     try:
         status = await asyncio.wait_for(_exchange(port, request), TIMEOUT)
-    except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError):
+    except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
         status = 0
+        NO_ANSWER[type(exc).__name__] += 1
     results.append((status, time.perf_counter() - due, time.perf_counter()))
 
 
@@ -424,6 +427,7 @@ def drain(port: int) -> None:
 
 def fixed_rate(label: str, port: int, rate: float, seconds: float, make_request, ok: set[int]):
     before = CPU.snapshot()
+    NO_ANSWER.clear()
     results, start = asyncio.run(_open_loop(port, rate, seconds, make_request))
     drain(port)
     latencies = sorted(latency * 1000 for status, latency, _ in results if status in ok)
@@ -446,7 +450,9 @@ def fixed_rate(label: str, port: int, rate: float, seconds: float, make_request,
         f"p95 {summary['p95']:6.1f} ms  p99 {summary['p99']:7.1f} ms  "
         f"max {summary['max']:7.1f} ms  failed {summary['failed']}"
         + (
-            f" (statuses {sorted(set(failures))}; 0: no answer in {TIMEOUT:.0f} s)"
+            f" (statuses {sorted(set(failures))}"
+            + (f"; 0: no answer: {dict(NO_ANSWER)}" if NO_ANSWER else "")
+            + ")"
             if failures
             else ""
         )
