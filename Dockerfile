@@ -34,6 +34,7 @@ COPY surveys ./surveys
 COPY responses ./responses
 COPY followups ./followups
 COPY insights ./insights
+COPY compat ./compat
 RUN pip install --no-cache-dir . \
     && rm -rf build ./*.egg-info
 
