@@ -10,6 +10,10 @@ def classify(score: int) -> tuple[str, bool]:
     0–3 is the danger zone."""
     if not isinstance(score, int) or isinstance(score, bool) or not 0 <= score <= 10:
         raise ValueError(f"An NPS score is a whole number from 0 to 10, not {score!r}.")
+    return _CLASSES[score]
+
+
+def _class_of(score: int) -> tuple[str, bool]:
     if score <= 6:
         category = Category.DETRACTOR
     elif score <= 8:
@@ -17,3 +21,7 @@ def classify(score: int) -> tuple[str, bool]:
     else:
         category = Category.PROMOTER
     return category.value, score <= DANGER_ZONE_MAX
+
+
+# Looked up, not worked out: reading an enum member costs more than the rest of classifying.
+_CLASSES = tuple(_class_of(score) for score in range(11))
