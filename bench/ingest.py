@@ -319,7 +319,7 @@ class Connections:
 
     async def exchange(self, request: bytes) -> int:
         for attempt in range(2):
-            reused = bool(self.idle)
+            reused = bool(self.idle) and not attempt  # a retry always opens a new one
             reader, writer = (
                 self.idle.pop() if reused else await asyncio.open_connection("127.0.0.1", self.port)
             )
