@@ -12,7 +12,9 @@ themes, detractor follow-ups and invitations, 5 segments, plus another organizat
 
 Prints the median of several runs of each, their ratio, the Python and PostgreSQL CPU per
 run (our backend's: with parallel query its workers' CPU is not counted; `--serial` turns
-parallel query off so it is), the load average, and each figure on its own. `--keep`
+parallel query off so it is; nor is the CPU of the second connection the dashboard runs
+some reads on, `--in-turn` runs every read on ours), the load average, and each figure on
+its own. `--keep`
 keeps the scratch database and `--reuse` measures it again as it is (after migrating it,
 which rebuilds a new rollup, and a VACUUM ANALYZE), so the few minutes of filling are paid
 once. `--profile` then also prints one full computation's statements by time and its
@@ -229,6 +231,12 @@ def main():
         "reads only our backend's CPU, not its workers')",
     )
     parser.add_argument(
+        "--in-turn",
+        action="store_true",
+        help="every read of the dashboard in turn on one connection (DASHBOARD_READS_ASIDE "
+        "off), so the PostgreSQL CPU column counts all of it",
+    )
+    parser.add_argument(
         "--reuse", action="store_true", help="reuse a kept scratch database as it is (no fill)"
     )
     parser.add_argument(
@@ -256,6 +264,8 @@ def main():
 
 
 def run(args):
+    if args.in_turn:
+        settings.DASHBOARD_READS_ASIDE = False
     if args.serial:
         with connection.cursor() as cursor:
             cursor.execute("SET max_parallel_workers_per_gather = 0")
@@ -372,7 +382,15 @@ def measure(organization, *, filled, rebuilt, profile=False):
         timezone.datetime.combine(filters.until + timezone.timedelta(days=1),
                                   timezone.datetime.min.time())
     )  # fmt: skip
-    print(f"filters: {filters.since} … {filters.until}, by {filters.period}\n")
+    print(f"filters: {filters.since} … {filters.until}, by {filters.period}")
+    print(
+        "reads: "
+        + (
+            "some on a second connection, whose PostgreSQL CPU is not counted\n"
+            if settings.DASHBOARD_READS_ASIDE
+            else "all in turn on one connection\n"
+        )
+    )
 
     def raw():
         with connection.cursor() as cursor:

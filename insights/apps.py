@@ -9,6 +9,7 @@ class InsightsConfig(AppConfig):
 
         from django.db import transaction
         from django.db.models.signals import post_delete
+        from django.utils import timezone
         from django_scopes import scope
 
         from accounts.models import Account, Contact
@@ -16,6 +17,8 @@ class InsightsConfig(AppConfig):
         from insights import services, tasks
         from responses import events
         from responses.models import Response
+        from surveys import events as survey_events
+        from surveys.models import Invitation
 
         def rollup_on_record(sender, organization_id, created_ids, updated_ids, **kwargs):
             # Sent on commit: only enqueue. Recomputing a day is idempotent.
@@ -29,6 +32,10 @@ class InsightsConfig(AppConfig):
             batch, pending.ids, pending.flush = getattr(pending, "ids", {}), {}, None
             for (organization_id, kind), ids in batch.items():
                 ids = sorted(ids)
+                if kind == "invitation_days":
+                    # The days of deleted invitations, as ISO dates.
+                    tasks.rollup_invitations.delay(organization_id, days=ids)
+                    continue
                 if kind != "response":
                     # Found once per transaction, however many contacts or accounts went
                     # (on commit the request's scope may be gone: enter the tenant's).
@@ -65,6 +72,19 @@ class InsightsConfig(AppConfig):
         def rollup_on_account_delete(sender, instance, **kwargs):
             recount_on_commit(instance.organization_id, "accounts", instance.pk)
 
+        def rollup_on_invitation_delete(sender, instance, **kwargs):
+            # Only an invitation that went out is counted (on the day it was sent).
+            if instance.sent_at is not None:
+                day = timezone.localdate(instance.sent_at).isoformat()
+                recount_on_commit(instance.organization_id, "invitation_days", day)
+
+        def rollup_on_invitations(sender, organization_id, invitation_ids, **kwargs):
+            # Sent on commit: only enqueue. Recounting a day is idempotent.
+            for start in range(0, len(invitation_ids), 1000):
+                tasks.rollup_invitations.delay(
+                    organization_id, invitation_ids[start : start + 1000]
+                )
+
         def rollup_on_themes(sender, organization_id, response_ids, **kwargs):
             # Sent inside the analysis's transaction (in the tenant's scope): recount the
             # theme days there, so the rollup commits with the themes it counts.
@@ -82,6 +102,15 @@ class InsightsConfig(AppConfig):
         )
         followup_events.loop_changed.connect(
             rollup_on_loop, dispatch_uid="insights.rollup_followups", weak=False
+        )
+        survey_events.invitations_changed.connect(
+            rollup_on_invitations, dispatch_uid="insights.rollup_invitations", weak=False
+        )
+        post_delete.connect(
+            rollup_on_invitation_delete,
+            sender=Invitation,
+            dispatch_uid="insights.rollup_invitation_delete",
+            weak=False,
         )
         post_delete.connect(
             rollup_on_delete, sender=Response, dispatch_uid="insights.rollup_delete", weak=False

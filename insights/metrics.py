@@ -536,10 +536,11 @@ def churn(organization, filters: Filters) -> Churn:
 
 def dashboard(organization, filters: Filters) -> Dashboard:
     """Every figure of the dashboard for the filters. Figures that share a read (the
-    per-account scores) compute it once."""
+    per-account scores) compute it once; on PostgreSQL some reads run aside, on a second
+    connection (`selectors.reads_aside`)."""
     from insights import selectors
 
-    with selectors.shared_reads():
+    with selectors.shared_reads(), selectors.reads_aside(organization, filters):
         return _dashboard(organization, filters)
 
 

@@ -9,11 +9,16 @@ also remembers the response's account, respondent and score, and when that respo
 answered next (`next_at`), which tells without a window over the period whether an answer
 is its respondent's latest in a range. `AccountMonth` adds, per account and month, the
 category counts, the latest answer's time and the respondents whose latest answer it holds,
-so the per-account figures read a row per account and month instead of every answer.
+so the per-account figures read a row per account and month instead of every answer;
+`AccountSpan` sums those months over aligned blocks of 2 to 64 months, so a range reads a
+few rows per account. `InvitationDay` counts the delivered and answered invitations per
+day they were sent (the response rate).
 
-Kept current by insights.services from the response events (a task per batch) and rebuilt
-exactly by `manage.py rebuild_insights`.
+Kept current by insights.services from the response and invitation events (a task per
+batch) and rebuilt exactly by `manage.py rebuild_insights`.
 """
+
+from datetime import date
 
 from django.db import models
 from django_scopes import ScopedManager
@@ -27,6 +32,12 @@ NO_SURVEY = 0  # survey_id of answers that belong to no survey
 CONTACTED_IN_TIME = models.Q(
     first_contact_at__isnull=False, first_contact_at__lte=models.F("due_at")
 )
+
+# What the response rate counts of an invitation: delivered unless in one of these states
+# (never sent, or sent and lost); answered with an answer time or in the answered state.
+# Read from the invitations or from InvitationDay (written with these).
+UNDELIVERED_STATES = ["planned", "sending", "bounced", "failed", "suppressed", "skipped"]
+INVITATION_ANSWERED = models.Q(answered_at__isnull=False) | models.Q(state="answered")
 
 
 class DailyScore(models.Model):
@@ -113,6 +124,78 @@ class AccountMonth(models.Model):
 
     def __str__(self):
         return f"account {self.account_id} in {self.month:%Y-%m}"
+
+
+# The lengths of AccountSpan's blocks, in months: powers of two, up to what covers the
+# longest range the dashboard allows (ten years) in a few blocks.
+SPAN_MONTHS = (2, 4, 8, 16, 32, 64)
+
+
+def month_index(month: date) -> int:
+    """A month's index: year × 12 + month − 1 (what AccountSpan's blocks align on)."""
+    return month.year * 12 + month.month - 1
+
+
+def month_of_index(index: int) -> date:
+    """The first day of the month with this index."""
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def span_start(month: date, months: int) -> date:
+    """The first month of the aligned block of `months` months that holds `month`."""
+    index = month_index(month)
+    return month_of_index(index - index % months)
+
+
+def spans(first: date, end: date) -> list[tuple[date, int]]:
+    """The whole months [first, end) as aligned blocks (first month, months), longest
+    first wherever one fits: at most two blocks of each length. One-month blocks are
+    AccountMonth's rows, the others AccountSpan's."""
+    index, stop = month_index(first), month_index(end)
+    out = []
+    while index < stop:
+        months = SPAN_MONTHS[-1]
+        while months > 1 and (index % months or index + months > stop):
+            months //= 2
+        out.append((month_of_index(index), months))
+        index += months
+    return out
+
+
+class AccountSpan(models.Model):
+    """AccountMonth's figures summed over an aligned block of `months` months (a power of
+    two; a block starts at a month whose index, year × 12 + month − 1, is a multiple of
+    it): a range of whole months reads a few blocks per account (at most two per length)
+    instead of a row per month. Recounted from the block's halves whenever a month in it
+    is."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    account_id = models.BigIntegerField()
+    month = models.DateField(help_text="The first day of the block's first month.")
+    months = models.PositiveSmallIntegerField()
+    promoters = models.PositiveIntegerField(default=0)
+    passives = models.PositiveIntegerField(default=0)
+    detractors = models.PositiveIntegerField(default=0)
+    last_at = models.DateTimeField()
+    first_detractor_at = models.DateTimeField(null=True)
+    lowest_score = models.PositiveSmallIntegerField(default=0)
+    latest_score_sum = models.PositiveIntegerField(default=0)
+    latest_respondents = models.PositiveIntegerField(default=0)
+
+    objects = ScopedManager(organization="organization")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "months", "month", "account_id"],
+                name="account_span_once",
+            )
+        ]
+        # On PostgreSQL, migration 0007 adds a covering index on (organization, months,
+        # month).
+
+    def __str__(self):
+        return f"account {self.account_id}, {self.months} months from {self.month:%Y-%m}"
 
 
 class ThemeDay(models.Model):
@@ -213,6 +296,33 @@ class LoopDay(models.Model):
 
     def __str__(self):
         return f"{self.day} {self.outcome or 'no outcome'}: {self.followups}"
+
+
+class InvitationDay(models.Model):
+    """Per organization, day the invitations went out (`sent_at`), survey and channel: how
+    many were delivered (sent and not bounced, failed, suppressed or skipped) and how many
+    of those were answered (the response rate's two counts). Recounted from the invitations
+    for the days the surveys' `invitations_changed` events (and deletions) touch."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    survey_id = models.BigIntegerField()
+    channel = models.CharField(max_length=10)
+    delivered = models.PositiveIntegerField(default=0)
+    answered = models.PositiveIntegerField(default=0)
+
+    objects = ScopedManager(organization="organization")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "day", "survey_id", "channel"],
+                name="invitation_day_once",
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.day} {self.channel}: {self.answered} of {self.delivered}"
 
 
 class WeeklyDigest(models.Model):

@@ -4,13 +4,19 @@ Every query names the organization and the date range in its WHERE clause. Respo
 figures read the daily rollup (`DailyScore`) unless the filters need the account (segment,
 owner); then they read the responses through the (organization, submitted_at) index. The
 per-account figures (account level, revenue at risk, segments, coverage, churn, saves) read
-`AccountMonth` for the whole months of the range, `RolledResponse` for each respondent's
-latest answer, and the responses for the partial months at the edges; a survey, channel,
-segment or owner filter reads the responses instead.
+the whole months of the range as a few aligned blocks (`AccountSpan`, `AccountMonth`),
+`RolledResponse` for each respondent's latest answer, and for the partial months at the
+edges the month's row where it stands for them, else the responses; a survey, channel,
+segment or owner filter reads the responses instead. The response rate reads
+`InvitationDay`. On PostgreSQL the dashboard runs some reads aside, on a second
+connection (`reads_aside`).
 """
 
+import contextvars
+import itertools
 import math
 import statistics
+import threading
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, date, datetime, time, timedelta
@@ -18,12 +24,17 @@ from decimal import Decimal
 
 import numpy as np
 import pandas as pd
+from django.conf import settings
 from django.db import connection
 from django.db.models import (
+    BigIntegerField,
     Case,
     Count,
     DateField,
+    DateTimeField,
     Exists,
+    F,
+    Func,
     Max,
     Min,
     OuterRef,
@@ -32,7 +43,7 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Trunc
+from django.db.models.functions import Cast, Coalesce, Trunc
 from django.utils import timezone
 
 from accounts.models import OPEN_TICKET_STATUSES, Account, Segment, SupportTicket
@@ -41,12 +52,17 @@ from followups.models import OPEN_STATUSES, FollowUp
 from insights import metrics as m
 from insights.models import (
     CONTACTED_IN_TIME,
+    INVITATION_ANSWERED,
+    UNDELIVERED_STATES,
     AccountMonth,
+    AccountSpan,
     DailyScore,
+    InvitationDay,
     LoopDay,
     LoopFollowUp,
     RolledResponse,
     ThemeDay,
+    spans,
 )
 from responses.analysis import taxonomy_for
 from responses.models import Channel, Response, ResponseTheme
@@ -70,13 +86,98 @@ def shared_reads():
         _memo.reset(token)
 
 
+class _Aside:
+    """A read that another thread computes; `result` waits for it (and raises what it
+    raised)."""
+
+    def __init__(self, compute):
+        self.compute = compute
+        self.done = threading.Event()
+        self.value = None
+        self.error: BaseException | None = None
+
+    def run(self):
+        try:
+            self.value = self.compute()
+        except BaseException as exc:  # handed to the reader, in its thread
+            self.error = exc
+        finally:
+            self.done.set()
+
+    def result(self):
+        self.done.wait()
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
 def _memoised(key, compute):
     memo = _memo.get()
     if memo is None:
         return compute()
     if key not in memo:
         memo[key] = compute()
+    elif isinstance(memo[key], _Aside):
+        memo[key] = memo[key].result()
     return memo[key]
+
+
+def _aside_allowed(filters) -> bool:
+    """Reads run aside on a second connection only on PostgreSQL, outside a transaction
+    (another connection would not see its writes), when the setting allows, and for the
+    filters the rollups serve (the reads set aside are theirs)."""
+    return (
+        settings.DASHBOARD_READS_ASIDE
+        and connection.vendor == "postgresql"
+        and not connection.in_atomic_block
+        and _rollup_serves_accounts(filters)
+    )
+
+
+@contextmanager
+def reads_aside(organization, filters):
+    """Within `shared_reads`: the dashboard's reads that no other read waits for and that
+    keep the database busiest with the least Python (the segments and their members, the
+    previous period's per-account counts, the coverage base, loop health's counts and
+    medians) run in a second thread
+    on a connection of its own, in the caller's scope, while this one computes the rest;
+    the figures wait for them where they need them. The thread closes its connection and
+    is joined before the block ends. Elsewhere (SQLite, inside a transaction, filters the
+    rollups cannot serve) the block does nothing and every read runs in turn."""
+    memo = _memo.get()
+    if memo is None or not _aside_allowed(filters):
+        yield
+        return
+    before = filters.previous()
+    reads = {
+        ("segments", organization.pk): lambda: _segments_and_members(organization),
+        ("account_counts", organization.pk, before): lambda: _account_counts(organization, before),
+        _coverage_key(organization, filters): lambda: _coverage_rows(organization, filters),
+        _loop_counts_key(organization, filters): lambda: _loop_counts_rollup(
+            organization, filters, timezone.now()
+        ),
+        _loop_medians_key(organization, filters): lambda: _loop_medians_rollup(
+            _loop_rows_in(organization, filters)
+        ),
+    }
+    pending = {key: _Aside(compute) for key, compute in reads.items() if key not in memo}
+    memo.update(pending)
+
+    def work():
+        try:
+            for read in pending.values():
+                read.run()
+        finally:
+            connection.close()  # this thread's own connection
+
+    helper = threading.Thread(
+        target=contextvars.copy_context().run, args=(work,), name="insights-reads-aside"
+    )
+    helper.start()
+    try:
+        yield
+    finally:
+        helper.join()
 
 
 # --- Lookups for filter validation ----------------------------------------------------------
@@ -216,21 +317,59 @@ PASSIVE_Q = Q(score__gte=7, score__lte=8)
 DETRACTOR_Q = Q(score__lte=6)
 
 
-def _rollup_by_score(organization, filters) -> dict[int, tuple[int, int]]:
-    """{score: (answers, answers with a comment)} over the range from the daily rollup: one
-    grouped read that the headline, the histogram and the verbatim rate share."""
+def _period_start(kind: str, day_field: str = "day"):
+    """The first day of the week, month or quarter holding a date column, as a date. On
+    PostgreSQL truncated as a timestamp without time zone: the implicit cast of a date to
+    a timestamp with one (which a plain DATE_TRUNC picks) converts every row."""
+    if connection.vendor == "postgresql":
+        return Func(
+            Value(kind),
+            Cast(day_field, output_field=_NaiveDateTime()),
+            function="DATE_TRUNC",
+            output_field=DateField(),
+            template="%(function)s(%(expressions)s)::date",
+        )
+    return Trunc(day_field, kind, output_field=DateField())
+
+
+class _NaiveDateTime(DateTimeField):
+    """PostgreSQL's timestamp without time zone, for a cast only."""
+
+    def db_type(self, connection):
+        return "timestamp"
+
+    def cast_db_type(self, connection):
+        return "timestamp"
+
+
+def _rollup_cells(organization, filters) -> dict[tuple[date, int], tuple[int, int]]:
+    """{(period start, score): (answers, answers with a comment)} over the range from the
+    daily rollup: one grouped read that the headline, the trend, the histogram and the
+    verbatim rate share."""
 
     def read():
         rows = (
             _rollup_in(organization, filters)
-            .values("score")
+            .annotate(bucket=_period_start(filters.period))
+            .values("bucket", "score")
             .annotate(n=Sum("responses"), c=Sum("with_comment"))
             .order_by()
         )
-        return {row["score"]: (row["n"] or 0, row["c"] or 0) for row in rows}
+        return {
+            (_as_date(row["bucket"]), row["score"]): (row["n"] or 0, row["c"] or 0) for row in rows
+        }
 
-    key = ("rollup_by_score", organization.pk, filters.since, filters.until)
+    key = ("rollup_cells", organization.pk, filters.since, filters.until, filters.period)
     return _memoised((*key, filters.survey_id, filters.channel), read)
+
+
+def _rollup_by_score(organization, filters) -> dict[int, tuple[int, int]]:
+    """{score: (answers, answers with a comment)} over the range, from `_rollup_cells`."""
+    by_score: dict[int, tuple[int, int]] = {}
+    for (_, score), (n, c) in _rollup_cells(organization, filters).items():
+        total, commented = by_score.get(score, (0, 0))
+        by_score[score] = (total + n, commented + c)
+    return by_score
 
 
 def category_counts(organization, filters, *, raw: bool = False) -> tuple[int, int, int]:
@@ -248,6 +387,14 @@ def category_counts(organization, filters, *, raw: bool = False) -> tuple[int, i
 
 def category_counts_by_period(organization, filters, *, raw: bool = False) -> dict:
     """{period start: (promoters, passives, detractors)} in one grouped query."""
+    if not (raw or filters.needs_raw):
+        out: dict[date, tuple[int, int, int]] = {}
+        for (start, score), (n, _) in _rollup_cells(organization, filters).items():
+            p, pa, d = out.get(start, (0, 0, 0))
+            out[start] = (
+                (p + n, pa, d) if score >= 9 else (p, pa + n, d) if score >= 7 else (p, pa, d + n)
+            )
+        return out
     rows, n, day_field = _source(organization, filters, raw=raw)
     kind = filters.period
     bucket = Trunc(day_field, kind, output_field=DateField())
@@ -296,7 +443,11 @@ def _account_counts(organization, filters, *, raw: bool = False) -> pd.DataFrame
     """Per account: category counts of its answers in the filters' range (one query)."""
     if not raw and _rollup_serves_accounts(filters):
         sql, params = _account_parts(organization, filters, latest=False)
-        query = f"SELECT account_id, SUM(p), SUM(pa), SUM(d) FROM ({sql}) t GROUP BY account_id"  # noqa: S608 - built from table names
+        # An account whose answers in a month all came before the range adds up to none.
+        query = (
+            f"SELECT account_id, SUM(p), SUM(pa), SUM(d) FROM ({sql}) t GROUP BY account_id "  # noqa: S608 - built from table names
+            "HAVING SUM(p) + SUM(pa) + SUM(d) > 0"
+        )
         with connection.cursor() as cursor:
             cursor.execute(query, params)
             rows = cursor.fetchall()
@@ -312,10 +463,16 @@ def _account_counts(organization, filters, *, raw: bool = False) -> pd.DataFrame
             )
             .order_by()
         )
-    # Integers in bulk (the sums come back as Decimal on PostgreSQL), not row by row.
-    values = np.array(rows, dtype=np.int64).reshape(-1, 4)
+    values = _int_matrix(rows, 4)
     frame = pd.DataFrame(values, columns=["account_id", "p", "pa", "d"])
     return frame.set_index("account_id")
+
+
+def _int_matrix(rows, width: int) -> np.ndarray:
+    """Rows of integers (or booleans) as an integer matrix, read in one pass of numpy over
+    the flattened values rather than a nested list converted row by row."""
+    flat = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64, count=len(rows) * width)
+    return flat.reshape(-1, width)
 
 
 def _segment_members(organization, segments) -> tuple[np.ndarray, np.ndarray]:
@@ -340,7 +497,7 @@ def _segment_members(organization, segments) -> tuple[np.ndarray, np.ndarray]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         # Ids and flags (booleans, or 0 and 1 on SQLite) as one integer matrix, in bulk.
-        rows = np.array(cursor.fetchall(), dtype=np.int64).reshape(-1, len(segments) + 1)
+        rows = _int_matrix(cursor.fetchall(), len(segments) + 1)
     return rows[:, 0], rows[:, 1:].astype(bool)
 
 
@@ -354,11 +511,20 @@ def _segment_sums(account_ids, counts, member_ids, members) -> np.ndarray:
     return inside.T @ counts
 
 
-def segment_rows(organization, filters) -> list:
+def _segments_and_members(organization):
+    """The organization's segments by name, with `_segment_members` (None when there is
+    no segment)."""
     segments = list(Segment.objects.filter(organization=organization).order_by("name"))
+    return segments, (_segment_members(organization, segments) if segments else None)
+
+
+def segment_rows(organization, filters) -> list:
+    segments, members = _memoised(
+        ("segments", organization.pk), lambda: _segments_and_members(organization)
+    )
     if not segments:
         return []
-    member_ids, members = _segment_members(organization, segments)
+    member_ids, members = members
     current = account_scores(organization, filters)
     before = filters.previous()
     earlier = _memoised(
@@ -432,10 +598,24 @@ _COUNTED = """
     WHERE organization_id = %s AND account_id IS NOT NULL
         AND submitted_at >= %s AND submitted_at < %s
 """
+_UNCOUNTED = """
+    SELECT account_id, CASE WHEN score >= 9 THEN -1 ELSE 0 END AS p,
+        CASE WHEN score BETWEEN 7 AND 8 THEN -1 ELSE 0 END AS pa,
+        CASE WHEN score <= 6 THEN -1 ELSE 0 END AS d, NULL, NULL, NULL, 0, 0
+    FROM {responses}
+    WHERE organization_id = %s AND account_id IS NOT NULL
+        AND submitted_at >= %s AND submitted_at < %s
+"""
 _LATEST = """
     SELECT account_id, 0, 0, 0, NULL, NULL, NULL, score, 1 FROM {facts}
     WHERE organization_id = %s AND account_id IS NOT NULL AND next_at IS NULL
         AND submitted_at >= %s AND submitted_at < %s
+"""
+# The accounts with an answer in a month at or after a moment (their row of the month
+# cannot stand for the part of the month before it).
+_LATER_IN_MONTH = """
+    AND account_id IN (SELECT account_id FROM {months}
+                       WHERE organization_id = %s AND month = %s AND last_at >= %s)
 """
 _SUPERSEDED_AFTER = """
     SELECT account_id, 0, 0, 0, NULL, NULL, NULL, score, 1 FROM {facts}
@@ -448,11 +628,16 @@ def _account_parts(organization, filters, *, latest: bool) -> tuple[str, list]:
     """Rows (account_id, p, pa, d, last_at, first_detractor_at, lowest_score, score,
     respondents) that add up, per account, to its category counts, latest answer, first
     detractor answer and lowest score in the range, and (with `latest`) to the sum of its
-    respondents' latest scores and their number: whole months from AccountMonth, the
-    edges from the answers. A respondent's latest answer in [low, high) is one in the range
-    whose next answer is none (AccountMonth counts those per month) or at or after high."""
+    respondents' latest scores and their number: whole months as aligned blocks from
+    AccountSpan and AccountMonth; a range's last, partial month from the month's row for
+    the accounts with no answer after the range in it, else from the answers; a first,
+    partial month from the answers (for the counts alone, when it is most of the month,
+    from the month's row less the answers before the range). A respondent's latest answer
+    in [low, high) is one in the range whose next answer is none (AccountMonth counts
+    those per month) or at or after high."""
     tables = {
         "months": AccountMonth._meta.db_table,
+        "spans": AccountSpan._meta.db_table,
         "responses": Response._meta.db_table,
         "facts": RolledResponse._meta.db_table,
     }
@@ -461,24 +646,58 @@ def _account_parts(organization, filters, *, latest: bool) -> tuple[str, list]:
     org = organization.pk
     parts: list[str] = []
     params: list = []
-    if months is not None:
-        parts.append(
-            "SELECT account_id, promoters AS p, passives AS pa, detractors AS d, last_at, "
-            "first_detractor_at, lowest_score, "
-            + (
-                "latest_score_sum AS score, latest_respondents AS respondents "
-                if latest
-                else "0 AS score, 0 AS respondents "
-            )
-            + "FROM {months} WHERE organization_id = %s AND month >= %s AND month < %s"
+    columns = (
+        "SELECT account_id, promoters AS p, passives AS pa, detractors AS d, last_at, "
+        "first_detractor_at, lowest_score, "
+        + (
+            "latest_score_sum AS score, latest_respondents AS respondents "
+            if latest
+            else "0 AS score, 0 AS respondents "
         )
-        params += [org, *months]
+    )
+    # The whole months as aligned blocks: a few rows per account, not one per month.
+    for first, length in [] if months is None else spans(*months):
+        if length == 1:
+            parts.append(columns + "FROM {months} WHERE organization_id = %s AND month = %s")
+            params += [org, first]
+        else:
+            parts.append(
+                columns + "FROM {spans} WHERE organization_id = %s AND months = %s AND month = %s"
+            )
+            params += [org, length, first]
     for edge_low, edge_high in edges:
-        parts.append(_COUNTED)
-        params += [org, edge_low, edge_high]
-        if latest:
-            parts.append(_LATEST)
+        month = timezone.localtime(edge_low).date().replace(day=1)
+        following = _start(m._next_start(month, "month"))
+        if edge_low == _start(month):
+            # A month's first part (the range ends inside it): an account whose answers in
+            # the month all came before the end reads its row of the month; the others,
+            # their answers.
+            parts.append(
+                columns + "FROM {months} WHERE organization_id = %s AND month = %s AND last_at < %s"
+            )
+            params += [org, month, edge_high]
+            parts.append(_COUNTED + _LATER_IN_MONTH)
+            params += [org, edge_low, edge_high, org, month, edge_high]
+            if latest:
+                parts.append(_LATEST + _LATER_IN_MONTH)
+                params += [org, edge_low, edge_high, org, month, edge_high]
+        elif (
+            not latest
+            and edge_high == following
+            and edge_low - _start(month) < following - edge_low
+        ):
+            # A month's last part, mostly: the counts of its row (they add up) less those
+            # of the answers before the range.
+            parts.append(columns + "FROM {months} WHERE organization_id = %s AND month = %s")
+            params += [org, month]
+            parts.append(_UNCOUNTED)
+            params += [org, _start(month), edge_low]
+        else:
+            parts.append(_COUNTED)
             params += [org, edge_low, edge_high]
+            if latest:
+                parts.append(_LATEST)
+                params += [org, edge_low, edge_high]
     if latest:
         parts.append(_SUPERSEDED_AFTER)
         params += [org, high, low, high]
@@ -495,10 +714,12 @@ def _moment(expression: str) -> str:
 
 
 def _moments(values) -> pd.Series:
-    """Aware UTC timestamps (NaT when missing) from what `_moment` selected."""
+    """Aware UTC timestamps (NaT when missing) from what `_moment` selected (a column of
+    the fetched rows)."""
     if connection.vendor == "postgresql":
-        return pd.to_datetime(pd.to_numeric(values), unit="us", utc=True)
-    return pd.to_datetime(values, utc=True, format="ISO8601")
+        # Microseconds as doubles (None: NaN) are exact below 2**53, centuries away.
+        return pd.to_datetime(np.array(values, dtype=float), unit="us", utc=True)
+    return pd.to_datetime(np.array(values, dtype=object), utc=True, format="ISO8601")
 
 
 def _account_columns() -> str:
@@ -506,14 +727,14 @@ def _account_columns() -> str:
         f"s.account_id, s.score, s.respondents, {_moment('s.last_at')}, s.p, s.pa, s.d, "
         f"{_moment('s.first_detractor_at')}, s.lowest_score, a.id IS NOT NULL AS known, "
         f"a.name, a.arr, a.renewal_date, {_moment('a.churned_at')}, a.last_score, "
-        f"{_moment('a.last_score_at')}"
+        f"{_moment('a.last_score_at')}, CAST(a.arr AS DOUBLE PRECISION)"
     )
 
 
 FRAME_COLUMNS = [
     "account_id", "score", "respondents", "last_at", "p", "pa", "d", "first_detractor_at",
     "lowest_score", "known", "name", "arr", "renewal_date", "churned_at", "last_score",
-    "last_score_at",
+    "last_score_at", "arr_value",
 ]  # fmt: skip
 
 
@@ -580,25 +801,23 @@ _MOMENT_COLUMNS = ("last_at", "first_detractor_at", "churned_at", "last_score_at
 
 
 def _account_frame(rows) -> pd.DataFrame:
-    """The per-account rows as a frame, column by column: integers, the score sum and the
-    moments converted in bulk by numpy (not a frame of Python objects inferred cell by
-    cell); names, ARR (Decimal, exact), dates and scores as they came."""
-    table = np.empty((len(rows), len(FRAME_COLUMNS)), dtype=object)
-    if rows:
-        table[:] = rows
+    """The per-account rows as a frame, column by column: integers, the score sum, ARR as
+    a double (`arr_value`, what weighs and orders) and the moments converted in bulk by
+    numpy (not a frame of Python objects inferred cell by cell); names, ARR (Decimal,
+    exact), dates and scores as they came."""
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(FRAME_COLUMNS)
     data = {}
-    for index, name in enumerate(FRAME_COLUMNS):
-        values = table[:, index]
+    for name, values in zip(FRAME_COLUMNS, columns, strict=True):
         if name in _INTEGER_COLUMNS:
-            data[name] = values.astype(np.int64)
-        elif name == "score":
-            data[name] = values.astype(float)
+            data[name] = np.fromiter(values, dtype=np.int64, count=len(values))
+        elif name in ("score", "arr_value"):
+            data[name] = np.array(values, dtype=float)  # None: NaN
         elif name in _MOMENT_COLUMNS:
             data[name] = _moments(values)
         elif name == "known":
-            data[name] = values.astype(bool)
+            data[name] = np.array(values, dtype=bool)
         else:
-            data[name] = values.tolist()
+            data[name] = list(values)
     return pd.DataFrame(data, columns=FRAME_COLUMNS)
 
 
@@ -649,14 +868,15 @@ def account_level(organization, filters):
     frame = account_scores(organization, filters)
     if frame.empty:
         return m.AccountLevel(accounts=0, nps=m.Nps.empty(), revenue_weighted_nps=None)
-    by = frame["category"].value_counts()
-    nps = m.Nps.of(by.get("promoter", 0), by.get("passive", 0), by.get("detractor", 0))
+    category = frame["category"].to_numpy(dtype=object)
+    is_ = {c: category == c for c in ("promoter", "passive", "detractor")}
+    nps = m.Nps.of(*(int(is_[c].sum()) for c in ("promoter", "passive", "detractor")))
     weighted = None
-    # Decimal ARR as floats in bulk (a missing ARR weighs nothing).
-    arr = pd.Series(np.nan_to_num(np.array(frame["arr"].tolist(), dtype=float)), index=frame.index)
+    # ARR as doubles (a missing ARR weighs nothing).
+    arr = pd.Series(np.nan_to_num(frame["arr_value"].to_numpy()), index=frame.index)
     total = arr.sum()
     if total > 0:
-        weights = {c: arr[frame["category"] == c].sum() for c in ("promoter", "detractor")}
+        weights = {c: arr[is_[c]].sum() for c in ("promoter", "detractor")}
         # Weighted shares in the one formula: ARR stands in for head counts.
         weighted = m.nps_score(
             weights["promoter"], total - weights["promoter"] - weights["detractor"],
@@ -685,18 +905,25 @@ def revenue_at_risk(organization, filters):
         index=risk.index,
         dtype=bool,
     )
-    order = risk.assign(risk_arr=arr).sort_values(["risk_arr", "score"], ascending=[False, True])
+    # By ARR, highest first (doubles order exact two-place amounts as the Decimals do),
+    # then by score, lowest first (NaN last); ties keep the frame's order, as a stable sort.
+    scores = risk["score"].to_numpy()
+    order = np.lexsort((scores, -np.nan_to_num(risk["arr_value"].to_numpy())))
     top = [
         m.RiskAccount(
-            id=int(row.account_id),
-            name=row.name,
-            arr=row.risk_arr,
+            id=int(risk["account_id"].iat[i]),
+            name=risk["name"].iat[i],
+            arr=arr.iat[i],
             # None when no respondent's latest answer is the account's (a NaN mean).
-            score=None if math.isnan(row.score) else round(float(row.score), 2),
-            renewal_date=row.renewal_date if isinstance(row.renewal_date, date) else None,
-            danger_zone=bool(row.score <= 3),
+            score=None if math.isnan(scores[i]) else round(float(scores[i]), 2),
+            renewal_date=(
+                risk["renewal_date"].iat[i]
+                if isinstance(risk["renewal_date"].iat[i], date)
+                else None
+            ),
+            danger_zone=bool(scores[i] <= 3),
         )
-        for row in order.head(m.TOP_AT_RISK).itertuples()
+        for i in order[: m.TOP_AT_RISK]
     ]
     return m.RevenueAtRisk(
         currency=organization.currency,
@@ -712,8 +939,6 @@ def revenue_at_risk(organization, filters):
 
 # --- Rates and coverage --------------------------------------------------------------------
 
-UNDELIVERED = ["planned", "sending", "bounced", "failed", "suppressed", "skipped"]
-
 
 def _invitations_in(organization, filters):
     from surveys.models import Invitation
@@ -721,7 +946,7 @@ def _invitations_in(organization, filters):
     low, high = _bounds(filters)
     invitations = Invitation.objects.filter(
         organization=organization, sent_at__gte=low, sent_at__lt=high
-    ).exclude(state__in=UNDELIVERED)
+    ).exclude(state__in=UNDELIVERED_STATES)
     if filters.survey_id is not None:
         invitations = invitations.filter(survey_id=filters.survey_id)
     if filters.channel is not None:
@@ -731,13 +956,24 @@ def _invitations_in(organization, filters):
     return invitations
 
 
-def _invitation_totals(organization, filters) -> tuple[int, int]:
-    """(delivered, answered) invitations of the period, in one ungrouped count."""
+def _invitation_totals(organization, filters, *, raw: bool = False) -> tuple[int, int]:
+    """(delivered, answered) invitations of the period, in one ungrouped count: from
+    InvitationDay unless the filters need the accounts (or `raw`)."""
+    if not (raw or filters.needs_raw):
+        days = InvitationDay.objects.filter(
+            organization=organization, day__gte=filters.since, day__lte=filters.until
+        )
+        if filters.survey_id is not None:
+            days = days.filter(survey_id=filters.survey_id)
+        if filters.channel is not None:
+            days = days.filter(channel=filters.channel)
+        totals = days.aggregate(delivered=Sum("delivered"), answered=Sum("answered"))
+        return totals["delivered"] or 0, totals["answered"] or 0
     totals = _invitations_in(organization, filters).aggregate(
         # Counting a column the covering index holds (state is never null), not the id:
         # PostgreSQL then reads the index alone.
         delivered=Count("state"),
-        answered=Count("state", filter=Q(answered_at__isnull=False) | Q(state="answered")),
+        answered=Count("state", filter=INVITATION_ANSWERED),
     )
     return totals["delivered"] or 0, totals["answered"] or 0
 
@@ -775,11 +1011,38 @@ def rates(organization, filters):
     )
 
 
-def coverage(organization, filters):
-    """Who the period's answers and invitations reach, against the base; warns when
-    low-health or open-ticket accounts are reached well below the overall rate."""
+# An account's ARR in whole cents (none: 0), exact: ARR has two decimal places.
+_CENTS = Coalesce(
+    Func(
+        F("arr"),
+        function="ROUND",
+        template="CAST(ROUND(%(expressions)s * 100) AS BIGINT)",
+        output_field=BigIntegerField(),
+    ),
+    Value(0),
+)
+
+
+def _amount(cents: np.ndarray) -> Decimal:
+    """The exact sum of amounts in cents, as a two-place Decimal (0 for none): in numpy
+    while the total cannot overflow 64 bits, else in Python integers."""
+    if not len(cents):
+        return Decimal(0)
+    if int(np.abs(cents).max()) * len(cents) < 2**62:
+        total = int(cents.sum())
+    else:
+        total = sum(int(v) for v in cents)
+    return Decimal(total).scaleb(-2)
+
+
+def _coverage_key(organization, filters):
+    return ("coverage_base", organization.pk, filters)
+
+
+def _coverage_rows(organization, filters) -> list[tuple]:
+    """The accounts coverage counts (in scope, not churned before the period): id, ARR in
+    cents, health score and whether a ticket is open."""
     low, _ = _bounds(filters)
-    answered = set(account_scores(organization, filters)["account_id"].tolist())
     open_ticket = Exists(
         SupportTicket.objects.filter(
             organization=organization,
@@ -790,40 +1053,41 @@ def coverage(organization, filters):
     sql, params = (
         accounts_in_scope(organization, filters)
         .filter(Q(churned_at__isnull=True) | Q(churned_at__gte=low))
-        .annotate(open_ticket=open_ticket)
-        .values_list("pk", "arr", "health_score", "open_ticket")
+        .annotate(open_ticket=open_ticket, arr_cents=_CENTS)
+        .values_list("pk", "arr_cents", "health_score", "open_ticket")
         .order_by()
         .query.sql_with_params()
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    # Column by column in bulk (ids, health and tickets by numpy), not a frame of objects.
-    ids, arr_values, health, tickets = list(zip(*rows, strict=True)) or [(), (), (), ()]
-    base = pd.DataFrame({"id": np.array(ids, dtype=np.int64)})
+        return cursor.fetchall()
+
+
+def coverage(organization, filters):
+    """Who the period's answers and invitations reach, against the base; warns when
+    low-health or open-ticket accounts are reached well below the overall rate."""
+    answered = account_scores(organization, filters)["account_id"].to_numpy()
+    rows = _memoised(
+        _coverage_key(organization, filters), lambda: _coverage_rows(organization, filters)
+    )
+    # Column by column in bulk by numpy, not a frame of objects.
+    ids, cents, health, tickets = list(zip(*rows, strict=True)) or [(), (), (), ()]
+    ids = np.fromiter(ids, dtype=np.int64, count=len(ids))
     # An account answered in the period is surveyed; only the others need their
     # invitations looked up.
-    surveyed = base["id"].isin(answered)
-    unanswered = base.loc[~surveyed, "id"].tolist()
+    surveyed = np.isin(ids, answered)
+    unanswered = ids[~surveyed].tolist()
     if unanswered:
-        surveyed |= base["id"].isin(_invited_among(organization, filters, unanswered))
-    surveyed = surveyed.to_numpy()
+        surveyed |= np.isin(ids, list(_invited_among(organization, filters, unanswered)))
     # A missing health score is not low (NaN compares False).
     low_health = np.array(health, dtype=float) < LOW_HEALTH_BELOW
     ticket = np.array(tickets, dtype=bool)
-    # Exact ARR: Decimal as PostgreSQL gives it (SQLite's raw cursor gives a float or text,
-    # read as the ORM would).
-    arr_field = Account._meta.get_field("arr")
-    arr = [
-        Decimal(0) if v is None else v if isinstance(v, Decimal) else arr_field.to_python(v)
-        for v in arr_values
-    ]
-    arr_surveyed = [v for v, inside in zip(arr, surveyed, strict=True) if inside]
+    cents = np.fromiter(cents, dtype=np.int64, count=len(cents))
     totals = {
-        "total": len(base),
+        "total": len(ids),
         "surveyed": int(surveyed.sum()),
-        "arr_all": sum(arr, Decimal(0)),
-        "arr_surveyed": sum(arr_surveyed, Decimal(0)),
+        "arr_all": _amount(cents),
+        "arr_surveyed": _amount(cents[surveyed]),
         "low": int(low_health.sum()),
         "low_surveyed": int((low_health & surveyed).sum()),
         "tickets": int(ticket.sum()),
@@ -957,6 +1221,16 @@ def _loop_medians_rollup(rows) -> tuple[float | None, float | None]:
     return tuple(None if v is None else float(v) / 3600 for v in values)
 
 
+def _loop_counts_key(organization, filters):
+    return ("loop_counts", organization.pk, filters.since, filters.until, filters.survey_id,
+            filters.channel)  # fmt: skip
+
+
+def _loop_medians_key(organization, filters):
+    return ("loop_medians", organization.pk, filters.since, filters.until, filters.survey_id,
+            filters.channel)  # fmt: skip
+
+
 def loop_health(organization, filters, *, raw: bool = False):
     """The detractor follow-ups of the period's answers: SLA, speed, outcomes, saves. Read
     from the loop rollups (LoopDay, LoopFollowUp) unless the filters need the accounts (or
@@ -964,8 +1238,14 @@ def loop_health(organization, filters, *, raw: bool = False):
     responses = responses_in(organization, filters).filter(DETRACTOR_Q)
     moment = timezone.now()
     if not (raw or filters.needs_raw):
-        by_outcome = _loop_counts_rollup(organization, filters, moment)
-        to_contact, to_close = _loop_medians_rollup(_loop_rows_in(organization, filters))
+        by_outcome = _memoised(
+            _loop_counts_key(organization, filters),
+            lambda: _loop_counts_rollup(organization, filters, moment),
+        )
+        to_contact, to_close = _memoised(
+            _loop_medians_key(organization, filters),
+            lambda: _loop_medians_rollup(_loop_rows_in(organization, filters)),
+        )
     else:
         followups = FollowUp.objects.filter(organization=organization, response__in=responses)
         if connection.vendor == "postgresql":
@@ -1162,7 +1442,7 @@ def _theme_rows(organization, filters, *, raw: bool):
     if filters.channel is not None:
         rows = rows.filter(channel=filters.channel)
     return (
-        rows.annotate(bucket=Trunc("day", filters.period, output_field=DateField()))
+        rows.annotate(bucket=_period_start(filters.period))
         .values("theme", "bucket")
         .annotate(k=Sum("mentions"), detractors=Sum("detractors"), promoters=Sum("promoters"))
         .order_by()

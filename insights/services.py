@@ -7,6 +7,8 @@ response (day, account, respondent, score, time) and links it to its respondent'
 answer; a change recomputes the links of the respondents it touches. LoopFollowUp mirrors
 each follow-up with its answer's time and score, rewritten for the follow-ups (or answers)
 that changed; LoopDay counts those rows per day, recounted for the days they touch.
+InvitationDay counts the delivered and answered invitations per day they were sent,
+recounted for the days of the invitations that changed or went.
 """
 
 from collections import defaultdict
@@ -39,15 +41,24 @@ from django.utils import timezone
 from followups.models import OPEN_STATUSES, FollowUp
 from insights.models import (
     CONTACTED_IN_TIME,
+    INVITATION_ANSWERED,
     NO_SURVEY,
+    SPAN_MONTHS,
+    UNDELIVERED_STATES,
     AccountMonth,
+    AccountSpan,
     DailyScore,
+    InvitationDay,
     LoopDay,
     LoopFollowUp,
     RolledResponse,
     ThemeDay,
+    month_index,
+    month_of_index,
+    span_start,
 )
 from responses.models import Response, ResponseTheme
+from surveys.models import Invitation
 
 DAY_BATCH = 200
 
@@ -95,12 +106,13 @@ def _day_range(day: date):
     return start, end
 
 
-def _days_window(days: list[date], *, prefix: str = "") -> Q:
-    """The responses (through `prefix`) submitted on these local days."""
+def _days_window(days: list[date], *, prefix: str = "", field: str = "submitted_at") -> Q:
+    """The responses (through `prefix`) submitted on these local days (or the rows whose
+    `field` falls on them)."""
     window = Q()
     for day in days:
         low, high = _day_range(day)
-        window |= Q(**{f"{prefix}submitted_at__gte": low, f"{prefix}submitted_at__lt": high})
+        window |= Q(**{f"{prefix}{field}__gte": low, f"{prefix}{field}__lt": high})
     return window
 
 
@@ -322,6 +334,67 @@ def _recount_loop_days(organization_id: int, days: set[date]) -> None:
         )
 
 
+INVITATION_DAY_COLUMNS = [
+    "organization_id", "day", "survey_id", "channel", "delivered", "answered",
+]  # fmt: skip
+
+
+def _invitation_day_rows(organization_id: int, invitations):
+    """InvitationDay rows of some invitations (those delivered), as a values() queryset in
+    INVITATION_DAY_COLUMNS order."""
+    return (
+        invitations.filter(sent_at__isnull=False)
+        .exclude(state__in=UNDELIVERED_STATES)
+        .annotate(
+            r_org=Value(organization_id, output_field=IntegerField()),
+            r_day=TruncDate("sent_at", tzinfo=timezone.get_current_timezone()),
+        )
+        .values("r_org", "r_day", "survey_id", "channel")
+        .annotate(r_n=Count("pk"), r_answered=Count("pk", filter=INVITATION_ANSWERED))
+        .order_by()
+    )
+
+
+def _recount_invitation_days(organization_id: int, days: list[date]) -> None:
+    """Recomputes InvitationDay for these days from the invitations sent on them."""
+    InvitationDay.objects.filter(organization_id=organization_id, day__in=days).delete()
+    invitations = Invitation.objects.filter(
+        _days_window(days, field="sent_at"), organization_id=organization_id
+    )
+    _insert_select(
+        InvitationDay._meta.db_table,
+        INVITATION_DAY_COLUMNS,
+        _invitation_day_rows(organization_id, invitations),
+    )
+
+
+def rollup_invitations(
+    organization_id: int, *, invitation_ids: Iterable[int] = (), days: Iterable[date] = ()
+) -> None:
+    """Brings InvitationDay up to date after these invitations changed (sent, delivered or
+    lost, answered): recounts the days they were sent on, and these days (those of deleted
+    invitations). An invitation's sent_at is set once, when it goes out, so the day an
+    invitation is counted on never moves."""
+    ids = sorted(set(invitation_ids))
+    touched = set(days)
+    for start in range(0, len(ids), 1000):
+        touched.update(
+            Invitation.objects.filter(
+                organization_id=organization_id,
+                pk__in=ids[start : start + 1000],
+                sent_at__isnull=False,
+            )
+            .annotate(r_day=TruncDate("sent_at", tzinfo=timezone.get_current_timezone()))
+            .values_list("r_day", flat=True)
+            .distinct()
+        )
+    days_sorted = sorted(touched)
+    for start in range(0, len(days_sorted), DAY_BATCH):
+        with transaction.atomic():
+            _lock(organization_id)
+            _recount_invitation_days(organization_id, days_sorted[start : start + DAY_BATCH])
+
+
 def _respondent_expression():
     return Coalesce("contact_id", F("id") * Value(-1), output_field=BigIntegerField())
 
@@ -466,6 +539,80 @@ def _recount_account_months(organization_id: int, cells: set[tuple[int, date]]) 
         )
 
 
+SPAN_COLUMNS = ["organization_id", "account_id", "month", "months", *ACCOUNT_MONTH_COLUMNS[3:]]
+
+
+def _span_rows(organization_id: int, start: date, months: int, accounts=None):
+    """AccountSpan rows of the block of `months` months from `start`, summed from its two
+    halves (AccountMonth's rows, or the spans half as long), as a values() queryset in
+    SPAN_COLUMNS order; of these accounts only, when given."""
+    half = months // 2
+    source = AccountMonth.objects.all() if half == 1 else AccountSpan.objects.filter(months=half)
+    rows = source.filter(
+        organization_id=organization_id,
+        month__gte=start,
+        month__lt=month_of_index(month_index(start) + months),
+    )
+    if accounts is not None:
+        rows = rows.filter(account_id__in=accounts)
+    return (
+        rows.annotate(
+            r_org=Value(organization_id, output_field=IntegerField()),
+            r_month=Value(start, output_field=DateField()),
+            r_months=Value(months, output_field=IntegerField()),
+        )
+        .values("r_org", "account_id", "r_month", "r_months")
+        .annotate(
+            r_p=Sum("promoters"),
+            r_pa=Sum("passives"),
+            r_d=Sum("detractors"),
+            r_last=Max("last_at"),
+            r_first_detractor=Min("first_detractor_at"),
+            r_lowest=Min("lowest_score"),
+            r_sum=Sum("latest_score_sum"),
+            r_n=Sum("latest_respondents"),
+        )
+        .order_by()
+    )
+
+
+def _recount_account_spans(organization_id: int, cells: set[tuple[int, date]]) -> None:
+    """Recomputes the AccountSpan blocks holding these (account, month) cells, shortest
+    first (each is summed from the blocks half as long)."""
+    cells = {(account, month) for account, month in cells if account is not None}
+    for months in SPAN_MONTHS:
+        by_start: dict[date, set[int]] = defaultdict(set)
+        for account, month in cells:
+            by_start[span_start(month, months)].add(account)
+        for start, accounts in sorted(by_start.items()):
+            accounts = sorted(accounts)
+            AccountSpan.objects.filter(
+                organization_id=organization_id, months=months, month=start, account_id__in=accounts
+            ).delete()
+            _insert_select(
+                AccountSpan._meta.db_table,
+                SPAN_COLUMNS,
+                _span_rows(organization_id, start, months, accounts),
+            )
+
+
+def _rebuild_account_spans(organization_id: int) -> None:
+    """Rebuilds AccountSpan from AccountMonth, block by block, shortest first."""
+    AccountSpan.objects.filter(organization_id=organization_id).delete()
+    bounds = AccountMonth.objects.filter(organization_id=organization_id).aggregate(
+        first=Min("month"), last=Max("month")
+    )
+    if bounds["first"] is None:
+        return
+    for months in SPAN_MONTHS:
+        start = span_start(bounds["first"], months)
+        while start <= bounds["last"]:
+            _insert_select(
+                AccountSpan._meta.db_table, SPAN_COLUMNS, _span_rows(organization_id, start, months)
+            )
+            start = month_of_index(month_index(start) + months)
+
+
 def rollup_responses(organization_id: int, response_ids: Iterable[int]) -> None:
     """Brings the rollups up to date after these responses were recorded, edited or
     deleted: recomputes the day each was counted on before and the day it falls on now,
@@ -522,6 +669,7 @@ def rollup_responses(organization_id: int, response_ids: Iterable[int]) -> None:
         _link(organization_id, respondents)
         cells |= _latest_cells(organization_id, respondents)
         _recount_account_months(organization_id, cells)
+        _recount_account_spans(organization_id, cells)
     # A follow-up reads its answer's time and score: rewrite those of these answers (and
     # drop those that went with a deleted answer).
     rollup_followups(organization_id, response_ids=ids)
@@ -572,7 +720,9 @@ def rollup_rebuild(organization_id: int) -> int:
                 organization_id, RolledResponse.objects.filter(organization_id=organization_id)
             ),
         )
+        _rebuild_account_spans(organization_id)
         rollup_rebuild_themes_and_loop(organization_id)
+        rollup_rebuild_invitations(organization_id)
     return DailyScore.objects.filter(organization_id=organization_id).count()
 
 
@@ -600,5 +750,19 @@ def rollup_rebuild_themes_and_loop(organization_id: int) -> None:
             LOOP_DAY_COLUMNS,
             _loop_day_rows(
                 organization_id, LoopFollowUp.objects.filter(organization_id=organization_id)
+            ),
+        )
+
+
+def rollup_rebuild_invitations(organization_id: int) -> None:
+    """Rebuilds InvitationDay from scratch, exactly."""
+    with transaction.atomic():
+        _lock(organization_id)
+        InvitationDay.objects.filter(organization_id=organization_id).delete()
+        _insert_select(
+            InvitationDay._meta.db_table,
+            INVITATION_DAY_COLUMNS,
+            _invitation_day_rows(
+                organization_id, Invitation.objects.filter(organization_id=organization_id)
             ),
         )

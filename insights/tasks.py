@@ -16,6 +16,19 @@ def rollup_followups(organization_id, followup_ids):
     services.rollup_followups(organization_id, followup_ids=followup_ids)
 
 
+@tenant_task(name="insights.rollup_invitations", acks_late=True)
+def rollup_invitations(organization_id, invitation_ids=(), days=()):
+    """Recounts the invitation days of these invitations, and these days given as ISO
+    dates (idempotent)."""
+    from datetime import date
+
+    services.rollup_invitations(
+        organization_id,
+        invitation_ids=invitation_ids,
+        days=[date.fromisoformat(d) for d in days],
+    )
+
+
 @tenant_task(name="insights.rollup_days", acks_late=True)
 def rollup_days(organization_id, days):
     """Recomputes the rollup of these days, given as ISO dates (idempotent)."""

@@ -46,6 +46,7 @@ from accounts.models import Contact
 from responses.classification import classify
 from responses.services import MAX_COMMENT, response_record
 from surveys import eligibility, tracking
+from surveys.events import invitations_changed_on_commit
 from surveys.models import Invitation, InvitationState, Programme, SurveySettings
 from surveys.public_views import client_ip
 from surveys.texts import first_name_of, survey_texts
@@ -279,6 +280,7 @@ def _ask(programme, contact, nonce: str, moment, **fields) -> Invitation:
         # A survey was put in front of the contact: fatigue counts it (the dispatcher does
         # the same after an email send).
         Contact.objects.filter(pk=contact.pk).update(last_surveyed_at=moment)
+        invitations_changed_on_commit(invitation.organization_id, [invitation.pk])
     return invitation
 
 

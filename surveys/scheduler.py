@@ -32,6 +32,7 @@ from nps_platform.models import Organization
 from responses.models import Response
 from surveys import eligibility, emails, services
 from surveys.eligibility import local_date, local_day_start, zone_of
+from surveys.events import invitations_changed_on_commit
 from surveys.models import (
     Invitation,
     InvitationState,
@@ -768,6 +769,7 @@ def invitation_send_one(
         message_id=(message_id or "")[:200],
         last_error="",
     )
+    invitations_changed_on_commit(organization.pk, [invitation_id])
     Contact.objects.filter(pk=invitation.contact_id).update(last_surveyed_at=now)
     return "sent"
 
@@ -983,15 +985,24 @@ def touchpoint_record(
 def invitations_mark_answered(*, organization: Organization, response_ids: list[int]) -> int:
     """Marks the invitations the responses answered (answered_at, response_id)."""
     answered = 0
-    rows = Response.objects.filter(
-        organization=organization, pk__in=response_ids, invitation_id__isnull=False
-    ).values_list("pk", "invitation_id", "submitted_at")
-    for response_id, invitation_id, submitted_at in rows:
-        invitation = Invitation.objects.filter(organization=organization, pk=invitation_id).first()
-        if invitation is None:
-            continue
-        invitation_mark_answered(
-            invitation=invitation, response_id=response_id, moment=submitted_at
+    rows = (
+        Response.objects.filter(
+            organization=organization, pk__in=response_ids, invitation_id__isnull=False
         )
-        answered += 1
+        .order_by("invitation_id")
+        .values_list("pk", "invitation_id", "submitted_at")
+    )
+    # One transaction (invitations locked in id order): the invitations' change event goes
+    # out once for the batch.
+    with transaction.atomic():
+        for response_id, invitation_id, submitted_at in rows:
+            invitation = Invitation.objects.filter(
+                organization=organization, pk=invitation_id
+            ).first()
+            if invitation is None:
+                continue
+            invitation_mark_answered(
+                invitation=invitation, response_id=response_id, moment=submitted_at
+            )
+            answered += 1
     return answered

@@ -21,6 +21,7 @@ from django_scopes import scope, scopes_disabled
 from accounts import services as account_services
 from accounts.models import Contact, SuppressionReason
 from responses import webhooks
+from surveys.events import invitations_changed_on_commit
 from surveys.models import EmailEvent, Invitation, InvitationState, SkipReason
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,10 @@ ADVANCES_FROM = {
     S.FAILED: [S.SENDING, S.SENT],
 }
 
+# A sent invitation that moves to one of these no longer counts as delivered (the response
+# rate's denominator); delivered and opened change nothing the rate reads.
+LOST = {S.BOUNCED, S.FAILED}
+
 BOUNCE_EVENTS = {"bounced", "rejected"}
 SUPPRESSING_EVENTS = {
     "bounced": SuppressionReason.BOUNCED,
@@ -46,18 +51,21 @@ SUPPRESSING_EVENTS = {
 # --- Invitation state ----------------------------------------------------------------------
 
 
-def _advance(invitation_id: int, state: str, **stamps) -> int:
+def _advance(invitation: Invitation, state: str, **stamps) -> int:
     """Moves the invitation to `state` if it is in an earlier one; sets each timestamp in
     `stamps` that is still empty. One UPDATE; returns the rows changed."""
     changes = {name: Coalesce(F(name), Value(moment)) for name, moment in stamps.items() if moment}
     changes["state"] = Case(
         When(state__in=ADVANCES_FROM[state], then=Value(state)), default=F("state")
     )
-    return Invitation.objects.filter(pk=invitation_id).update(**changes)
+    changed = Invitation.objects.filter(pk=invitation.pk).update(**changes)
+    if changed and state in LOST:
+        invitations_changed_on_commit(invitation.organization_id, [invitation.pk])
+    return changed
 
 
 def invitation_mark_opened(*, invitation: Invitation, moment=None) -> None:
-    _advance(invitation.pk, S.OPENED, opened_at=moment or now())
+    _advance(invitation, S.OPENED, opened_at=moment or now())
 
 
 def invitation_mark_answered(*, invitation: Invitation, response_id: int, moment=None) -> None:
@@ -68,6 +76,7 @@ def invitation_mark_answered(*, invitation: Invitation, response_id: int, moment
         answered_at=Coalesce(F("answered_at"), Value(moment)),
         opened_at=Coalesce(F("opened_at"), Value(moment)),
     )
+    invitations_changed_on_commit(invitation.organization_id, [invitation.pk])
 
 
 # --- Suppression ---------------------------------------------------------------------------
@@ -180,15 +189,15 @@ def event_record(*, event, esp_name: str = "") -> EmailEvent | None:
 def _apply(invitation: Invitation, event, event_type: str, esp_name: str) -> None:
     moment = event.timestamp or now()
     if event_type == "delivered":
-        _advance(invitation.pk, S.DELIVERED, delivered_at=moment)
+        _advance(invitation, S.DELIVERED, delivered_at=moment)
     elif event_type in {"opened", "clicked"}:
-        _advance(invitation.pk, S.OPENED, opened_at=moment)
+        _advance(invitation, S.OPENED, opened_at=moment)
     elif event_type in BOUNCE_EVENTS:
-        _advance(invitation.pk, S.BOUNCED)
+        _advance(invitation, S.BOUNCED)
     elif event_type == "failed":
         # The ESP could not send (its API, our template): not the recipient's doing, so
         # the contact is not suppressed.
-        _advance(invitation.pk, S.FAILED)
+        _advance(invitation, S.FAILED)
     if event_type in BOUNCE_EVENTS | {"failed"}:
         detail = event.description or event.mta_response or event_type
         Invitation.objects.filter(pk=invitation.pk).update(last_error=str(detail)[:500])

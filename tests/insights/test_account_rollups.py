@@ -12,7 +12,7 @@ from django_scopes import scope
 from accounts.models import Account, Contact
 from insights import metrics, selectors, services
 from insights.metrics import Filters
-from insights.models import AccountMonth, RolledResponse
+from insights.models import AccountMonth, AccountSpan, RolledResponse
 from responses.models import Response
 from responses.services import responses_record
 from tests.accounts.factories import AccountFactory, ContactFactory, SegmentFactory
@@ -36,6 +36,8 @@ def ranges():
         Filters(since=month, until=TODAY),
         Filters(since=TODAY - datetime.timedelta(days=3), until=TODAY - datetime.timedelta(days=1)),
         Filters(since=metrics._default_range(TODAY)[0], until=TODAY),
+        # Ten years: the longest blocks of months.
+        Filters(since=TODAY - datetime.timedelta(days=3650), until=TODAY),
     ]
 
 
@@ -182,7 +184,15 @@ def test_it_keeps_the_account_rollups_equal_to_raw_through_changes(
             "latest_score_sum", "latest_respondents",
         ))  # fmt: skip
         links = sorted(RolledResponse.objects.values_list("response_id", "account_id", "next_at"))
+        blocks = sorted(AccountSpan.objects.values_list(
+            "account_id", "month", "months", "promoters", "passives", "detractors", "last_at",
+            "first_detractor_at", "lowest_score", "latest_score_sum", "latest_respondents",
+        ))  # fmt: skip
         services.rollup_rebuild(org_a.pk)
+        assert blocks == sorted(AccountSpan.objects.values_list(
+            "account_id", "month", "months", "promoters", "passives", "detractors", "last_at",
+            "first_detractor_at", "lowest_score", "latest_score_sum", "latest_respondents",
+        ))  # fmt: skip
         assert kept == sorted(AccountMonth.objects.values_list(
             "account_id", "month", "promoters", "passives", "detractors", "last_at",
             "latest_score_sum", "latest_respondents",
@@ -201,8 +211,33 @@ def test_it_reads_the_answers_for_filters_the_account_rollups_cannot_serve(org_a
     year = Filters(since=TODAY - datetime.timedelta(days=400), until=TODAY)
     with scope(organization=org_a.pk):
         services.rollup_rebuild(org_a.pk)
-        AccountMonth.objects.all().delete()  # what reads the rollup now misses accounts
+        # What reads the rollup now misses accounts.
+        AccountMonth.objects.all().delete()
+        AccountSpan.objects.all().delete()
         assert metrics.account_level(org_a, year).accounts < 3
         assert metrics.account_level(org_a, year.replace(channel="api")).accounts == 3
         assert metrics.account_level(org_a, year.replace(segment_id=segment.pk)).accounts == 2
         assert metrics.account_level(org_a, year.replace(survey_id=7)).accounts == 0
+
+
+def test_it_covers_a_range_of_whole_months_with_few_aligned_blocks():
+    from insights.models import SPAN_MONTHS, month_index, month_of_index, spans
+
+    assert spans(datetime.date(2025, 12, 1), datetime.date(2026, 11, 1)) == [
+        (datetime.date(2025, 12, 1), 1),
+        (datetime.date(2026, 1, 1), 8),
+        (datetime.date(2026, 9, 1), 2),
+    ]
+    for first in range(
+        month_index(datetime.date(2019, 1, 1)), month_index(datetime.date(2021, 1, 1))
+    ):
+        for length in range(1, 130):
+            blocks = spans(month_of_index(first), month_of_index(first + length))
+            index = first
+            for start, months in blocks:
+                # Contiguous, aligned on their own length, and of the lengths stored.
+                assert (month_index(start), month_index(start) % months) == (index, 0)
+                assert months == 1 or months in SPAN_MONTHS
+                index += months
+            assert index == first + length
+            assert len(blocks) <= 2 * (len(SPAN_MONTHS) + 1)
