@@ -8,39 +8,22 @@ changed what the loop figures read of some follow-ups (opening, re-planning, fir
 status, closing): the ids of all of them, for insights to recount.
 """
 
-import threading
-
 from django.db import transaction
 from django.dispatch import Signal
 from django_scopes import scope
 
+from nps_platform.signals import OnCommitBatch
+
 followup_event = Signal()  # kwargs: organization_id, followup_id, event
 loop_changed = Signal()  # kwargs: organization_id, followup_ids
 
-_pending = threading.local()
+_loop_batch = OnCommitBatch(loop_changed, "followup_ids")
 
 
 def loop_changed_on_commit(organization_id: int, followup_ids) -> None:
     """Sends `loop_changed` for these follow-ups when the transaction commits, batched: one
-    signal per organization and transaction, however many changes it makes. A flush that was
-    rolled back (or already ran) is no longer waiting, so the next change plans another."""
-    ids = getattr(_pending, "ids", None)
-    if ids is None:
-        ids = _pending.ids = {}
-    ids.setdefault(organization_id, set()).update(followup_ids)
-    flush = getattr(_pending, "flush", None)
-    waiting = transaction.get_connection().run_on_commit
-    if flush is None or not any(entry[1] is flush for entry in waiting):
-
-        def flush():
-            batch, _pending.ids, _pending.flush = _pending.ids, {}, None
-            for org_id, followups in batch.items():
-                loop_changed.send(
-                    sender=loop_changed, organization_id=org_id, followup_ids=sorted(followups)
-                )
-
-        _pending.flush = flush
-        transaction.on_commit(flush)
+    signal per organization and transaction, however many changes it makes."""
+    _loop_batch.add(organization_id, followup_ids)
 
 
 def payload(followup) -> dict:
