@@ -13,7 +13,6 @@ connection (`reads_aside`).
 """
 
 import contextvars
-import itertools
 import math
 import statistics
 import threading
@@ -448,11 +447,8 @@ def _account_counts(organization, filters, *, raw: bool = False) -> pd.DataFrame
             f"SELECT account_id, SUM(p), SUM(pa), SUM(d) FROM ({sql}) t GROUP BY account_id "  # noqa: S608 - built from table names
             "HAVING SUM(p) + SUM(pa) + SUM(d) > 0"
         )
-        with connection.cursor() as cursor:
-            cursor.execute(query, params)
-            rows = cursor.fetchall()
     else:
-        rows = list(
+        query, params = (
             responses_in(organization, filters)
             .filter(account__isnull=False)
             .values_list("account_id")
@@ -462,17 +458,19 @@ def _account_counts(organization, filters, *, raw: bool = False) -> pd.DataFrame
                 d=Count("id", filter=DETRACTOR_Q),
             )
             .order_by()
+            .query.sql_with_params()
         )
-    values = _int_matrix(rows, 4)
-    frame = pd.DataFrame(values, columns=["account_id", "p", "pa", "d"])
+    names = ["account_id", "p", "pa", "d"]
+    columns = _fetch_columns(query, params, names)
+    frame = pd.DataFrame(
+        {name: _int_column(values) for name, values in zip(names, columns, strict=True)}
+    )
     return frame.set_index("account_id")
 
 
-def _int_matrix(rows, width: int) -> np.ndarray:
-    """Rows of integers (or booleans) as an integer matrix, read in one pass of numpy over
-    the flattened values rather than a nested list converted row by row."""
-    flat = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64, count=len(rows) * width)
-    return flat.reshape(-1, width)
+def _int_column(values) -> np.ndarray:
+    """A column of integers (or booleans) as an integer array, in one pass of numpy."""
+    return np.fromiter(values, dtype=np.int64, count=len(values))
 
 
 def _segment_members(organization, segments) -> tuple[np.ndarray, np.ndarray]:
@@ -486,19 +484,19 @@ def _segment_members(organization, segments) -> tuple[np.ndarray, np.ndarray]:
             if condition
             else Value(True)
         )
-    query = (
+    sql, params = (
         Account.objects.filter(organization=organization)
         .annotate(**flags)
         .values_list("pk", *flags)
         .order_by()
-        .query
+        .query.sql_with_params()
     )
-    sql, params = query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        # Ids and flags (booleans, or 0 and 1 on SQLite) as one integer matrix, in bulk.
-        rows = _int_matrix(cursor.fetchall(), len(segments) + 1)
-    return rows[:, 0], rows[:, 1:].astype(bool)
+    ids, *columns = _fetch_columns(sql, params, ["id", *flags])
+    # Flags: booleans, or 0 and 1 on SQLite.
+    members = np.empty((len(ids), len(columns)), dtype=bool)
+    for index, values in enumerate(columns):
+        members[:, index] = np.array(values, dtype=bool)
+    return _int_column(ids), members
 
 
 def _segment_sums(account_ids, counts, member_ids, members) -> np.ndarray:
@@ -722,23 +720,53 @@ def _moments(values) -> pd.Series:
     return pd.to_datetime(np.array(values, dtype=object), utc=True, format="ISO8601")
 
 
+def _day_number(expression: str) -> str:
+    """A date column as days since 1970-01-01 (an integer the frame reads in bulk, not a
+    date object per row)."""
+    if connection.vendor == "postgresql":
+        return f"({expression} - DATE '1970-01-01')"
+    return f"CAST(julianday({expression}) - 2440587.5 AS INTEGER)"
+
+
 def _account_columns() -> str:
-    return (
-        f"s.account_id, s.score, s.respondents, {_moment('s.last_at')}, s.p, s.pa, s.d, "
-        f"{_moment('s.first_detractor_at')}, s.lowest_score, a.id IS NOT NULL AS known, "
-        f"a.name, a.arr, a.renewal_date, {_moment('a.churned_at')}, a.last_score, "
-        f"{_moment('a.last_score_at')}, CAST(a.arr AS DOUBLE PRECISION)"
+    expressions = [
+        "s.account_id", "s.score", "s.respondents", _moment("s.last_at"), "s.p", "s.pa",
+        "s.d", _moment("s.first_detractor_at"), "s.lowest_score", "a.id IS NOT NULL",
+        # ARR in whole cents, exact (it has two decimal places).
+        "a.name", "CAST(ROUND(a.arr * 100) AS BIGINT)", _day_number("a.renewal_date"),
+        _moment("a.churned_at"), "a.last_score", _moment("a.last_score_at"),
+    ]  # fmt: skip
+    return ", ".join(
+        f'{expression} AS "{name}"'
+        for expression, name in zip(expressions, FETCHED_COLUMNS, strict=True)
     )
 
 
-FRAME_COLUMNS = [
+FETCHED_COLUMNS = [
     "account_id", "score", "respondents", "last_at", "p", "pa", "d", "first_detractor_at",
-    "lowest_score", "known", "name", "arr", "renewal_date", "churned_at", "last_score",
-    "last_score_at", "arr_value",
+    "lowest_score", "known", "name", "arr_cents", "renewal_day", "churned_at", "last_score",
+    "last_score_at",
 ]  # fmt: skip
+FRAME_COLUMNS = [*FETCHED_COLUMNS, "arr_value", "renewal_date", "category"]
 
 
-def _account_rows_rollup(organization, filters) -> list[tuple]:
+def _fetch_columns(query: str, params, names: list[str]) -> list:
+    """The values of each named column of a query's rows. On PostgreSQL one row of arrays
+    (an array_agg per column, filled in the same pass, so they stay aligned), which the
+    driver parses column by column, with no tuple per row; elsewhere the rows, transposed."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # The subquery's columns renamed by position: an ORM query's need not be.
+            aliases = ", ".join(f"c{index}" for index in range(len(names)))
+            aggregates = ", ".join(f"array_agg(q.c{index})" for index in range(len(names)))
+            cursor.execute(f"SELECT {aggregates} FROM ({query}) q({aliases})", params)  # noqa: S608 - compiled ORM SQL
+            return [values or [] for values in cursor.fetchone()]
+        cursor.execute(query, params)
+        rows = cursor.fetchall()
+    return list(zip(*rows, strict=True)) if rows else [()] * len(names)
+
+
+def _account_rows_rollup(organization, filters) -> list:
     sql, params = _account_parts(organization, filters, latest=True)
     accounts_table = Account._meta.db_table
     query = f"""
@@ -753,12 +781,10 @@ def _account_rows_rollup(organization, filters) -> list[tuple]:
         ) s
         LEFT JOIN {accounts_table} a ON a.id = s.account_id AND a.organization_id = %s
     """  # noqa: S608 - table names from _meta
-    with connection.cursor() as cursor:
-        cursor.execute(query, (*params, organization.pk))
-        return cursor.fetchall()
+    return _fetch_columns(query, (*params, organization.pk), FETCHED_COLUMNS)
 
 
-def _account_rows_raw(organization, filters) -> list[tuple]:
+def _account_rows_raw(organization, filters) -> list:
     inner = (
         responses_in(organization, filters)
         .filter(account__isnull=False)
@@ -791,33 +817,45 @@ def _account_rows_raw(organization, filters) -> list[tuple]:
         ) s
         LEFT JOIN {accounts_table} a ON a.id = s.account_id AND a.organization_id = %s
     """  # noqa: S608 - compiled ORM SQL and table names from _meta
-    with connection.cursor() as cursor:
-        cursor.execute(query, (*params, organization.pk))
-        return cursor.fetchall()
+    return _fetch_columns(query, (*params, organization.pk), FETCHED_COLUMNS)
 
 
 _INTEGER_COLUMNS = ("account_id", "respondents", "p", "pa", "d")
+_FLOAT_COLUMNS = ("score", "lowest_score", "arr_cents", "renewal_day", "last_score")
 _MOMENT_COLUMNS = ("last_at", "first_detractor_at", "churned_at", "last_score_at")
 
 
-def _account_frame(rows) -> pd.DataFrame:
-    """The per-account rows as a frame, column by column: integers, the score sum, ARR as
-    a double (`arr_value`, what weighs and orders) and the moments converted in bulk by
-    numpy (not a frame of Python objects inferred cell by cell); names, ARR (Decimal,
-    exact), dates and scores as they came."""
-    columns = list(zip(*rows, strict=True)) if rows else [()] * len(FRAME_COLUMNS)
+def _account_frame(columns) -> pd.DataFrame:
+    """The per-account columns as a frame, each converted in bulk by numpy (not a frame
+    of Python objects inferred cell by cell): integers; the score sum, lowest and last
+    scores, ARR in cents and the renewal day as doubles (None: NaN; exact, far below
+    2**53); the moments as UTC timestamps; names as they came. Derived: ARR as a double
+    (`arr_value`, what weighs and orders), the renewal date (NaT: none), and the mean of
+    the respondents' latest scores (`score`) with its category."""
     data = {}
-    for name, values in zip(FRAME_COLUMNS, columns, strict=True):
+    for name, values in zip(FETCHED_COLUMNS, columns, strict=True):
         if name in _INTEGER_COLUMNS:
             data[name] = np.fromiter(values, dtype=np.int64, count=len(values))
-        elif name in ("score", "arr_value"):
-            data[name] = np.array(values, dtype=float)  # None: NaN
+        elif name in _FLOAT_COLUMNS:
+            data[name] = np.array(values, dtype=float)
         elif name in _MOMENT_COLUMNS:
             data[name] = _moments(values)
         elif name == "known":
             data[name] = np.array(values, dtype=bool)
         else:
             data[name] = list(values)
+    # The cents divided in IEEE doubles: the same double as the decimal ARR cast to one.
+    data["arr_value"] = data["arr_cents"] / 100
+    data["renewal_date"] = pd.to_datetime(data["renewal_day"], unit="D")
+    # The mean of the respondents' latest scores: integer sums in SQL (cheaper than a
+    # decimal average), divided here; NaN for an account none of whose respondents' latest
+    # answer is its own, as AVG over no rows gave NULL.
+    with np.errstate(invalid="ignore", divide="ignore"):
+        data["score"] = data["score"] / data["respondents"]
+    # classify_mean, for the whole column (a NaN mean is a detractor, as there).
+    data["category"] = np.select(
+        [data["score"] >= 9, data["score"] >= 7], ["promoter", "passive"], "detractor"
+    )
     return pd.DataFrame(data, columns=FRAME_COLUMNS)
 
 
@@ -828,33 +866,10 @@ def _account_scores(organization, filters, *, raw: bool = False) -> pd.DataFrame
     (p, pa, d: what segments add up). One query, from the rollups when they serve the
     filters (AccountMonth and RolledResponse), else one windowed query over the answers."""
     if not raw and _rollup_serves_accounts(filters):
-        rows = _account_rows_rollup(organization, filters)
+        columns = _account_rows_rollup(organization, filters)
     else:
-        rows = _account_rows_raw(organization, filters)
-    frame = _account_frame(rows)
-    # The mean of the respondents' latest scores: integer sums in SQL (cheaper than a
-    # decimal average), divided here; NaN for an account none of whose respondents' latest
-    # answer is its own, as AVG over no rows gave NULL.
-    with np.errstate(invalid="ignore", divide="ignore"):
-        frame["score"] = frame["score"] / frame["respondents"].astype(float)
-    # classify_mean, for the whole column (a NaN mean is a detractor, as there).
-    frame["category"] = np.select(
-        [frame["score"] >= 9, frame["score"] >= 7], ["promoter", "passive"], "detractor"
-    )
-    if rows and connection.vendor != "postgresql":
-        # As the ORM hands them back: Decimal ARR and dates (SQLite's raw cursor gives
-        # floats and text).
-        arr_field = Account._meta.get_field("arr")
-        frame["arr"] = [
-            v if v is None or isinstance(v, Decimal) else arr_field.to_python(v)
-            for v in frame["arr"].tolist()
-        ]
-        frame["renewal_date"] = [
-            date.fromisoformat(v) if isinstance(v, str) else v
-            for v in frame["renewal_date"].tolist()
-        ]
-    frame = frame[[*FRAME_COLUMNS, "category"]]
-    return frame
+        columns = _account_rows_raw(organization, filters)
+    return _account_frame(columns)
 
 
 def account_scores(organization, filters, *, raw: bool = False) -> pd.DataFrame:
@@ -885,53 +900,56 @@ def account_level(organization, filters):
     return m.AccountLevel(accounts=len(frame), nps=nps, revenue_weighted_nps=weighted)
 
 
+def _arr_sum(cents: np.ndarray, present: np.ndarray) -> Decimal:
+    """The exact sum of ARRs given in cents, as their Decimals add up (a missing ARR adds
+    Decimal 0): two decimal places when one of them has an ARR, else 0."""
+    return _amount(cents[present]) if present.any() else Decimal(0)
+
+
 def revenue_at_risk(organization, filters):
     frame = account_scores(organization, filters)
     zero = Decimal("0")
     if frame.empty:
         return m.RevenueAtRisk(organization.currency, zero, 0, zero, 0, zero, 0, [])
-    risk = frame[frame["category"] == "detractor"]
-    risk = risk[risk["churned_at"].isna()]
-    arr = pd.Series(
-        [v if isinstance(v, Decimal) else zero for v in risk["arr"].tolist()],
-        index=risk.index,
-        dtype=object,
-    )
-    danger = (risk["score"] <= 3).astype(bool)
-    horizon = timezone.localdate() + timedelta(days=m.RENEWAL_WINDOW_DAYS)
+    used = ["account_id", "name", "arr_cents", "arr_value", "score", "renewal_day"]
+    risk = frame.loc[(frame["category"] == "detractor") & frame["churned_at"].isna(), used]
+    # ARR in exact integer cents (a missing ARR: 0), summed by numpy.
+    cents_column = risk["arr_cents"].to_numpy()
+    present = ~np.isnan(cents_column)
+    cents = np.nan_to_num(cents_column).astype(np.int64)
+    scores = risk["score"].to_numpy()
+    danger = scores <= 3  # a NaN mean is not in the danger zone
     today = timezone.localdate()
-    renewing = pd.Series(
-        [isinstance(d, date) and today <= d <= horizon for d in risk["renewal_date"].tolist()],
-        index=risk.index,
-        dtype=bool,
-    )
+    horizon = today + timedelta(days=m.RENEWAL_WINDOW_DAYS)
+    renewal = risk["renewal_day"].to_numpy()
+    epoch = date(1970, 1, 1)
+    # Renewing within the window (no renewal date, NaN, compares False).
+    renewing = (renewal >= (today - epoch).days) & (renewal <= (horizon - epoch).days)
     # By ARR, highest first (doubles order exact two-place amounts as the Decimals do),
     # then by score, lowest first (NaN last); ties keep the frame's order, as a stable sort.
-    scores = risk["score"].to_numpy()
     order = np.lexsort((scores, -np.nan_to_num(risk["arr_value"].to_numpy())))
+    ids, names = risk["account_id"].to_numpy(), risk["name"]
     top = [
         m.RiskAccount(
-            id=int(risk["account_id"].iat[i]),
-            name=risk["name"].iat[i],
-            arr=arr.iat[i],
+            id=int(ids[i]),
+            name=names.iat[i],
+            arr=Decimal(int(cents[i])).scaleb(-2) if present[i] else zero,
             # None when no respondent's latest answer is the account's (a NaN mean).
             score=None if math.isnan(scores[i]) else round(float(scores[i]), 2),
             renewal_date=(
-                risk["renewal_date"].iat[i]
-                if isinstance(risk["renewal_date"].iat[i], date)
-                else None
+                None if math.isnan(renewal[i]) else epoch + timedelta(days=int(renewal[i]))
             ),
-            danger_zone=bool(scores[i] <= 3),
+            danger_zone=bool(danger[i]),
         )
         for i in order[: m.TOP_AT_RISK]
     ]
     return m.RevenueAtRisk(
         currency=organization.currency,
-        total=sum(arr, zero),
+        total=_arr_sum(cents, present),
         accounts=len(risk),
-        danger_zone=sum(arr[danger], zero),
+        danger_zone=_arr_sum(cents[danger], present[danger]),
         danger_zone_accounts=int(danger.sum()),
-        renewal_90d=sum(arr[renewing], zero),
+        renewal_90d=_arr_sum(cents[renewing], present[renewing]),
         renewal_90d_accounts=int(renewing.sum()),
         top=top,
     )
@@ -1039,9 +1057,9 @@ def _coverage_key(organization, filters):
     return ("coverage_base", organization.pk, filters)
 
 
-def _coverage_rows(organization, filters) -> list[tuple]:
-    """The accounts coverage counts (in scope, not churned before the period): id, ARR in
-    cents, health score and whether a ticket is open."""
+def _coverage_rows(organization, filters) -> list:
+    """The accounts coverage counts (in scope, not churned before the period), column by
+    column: id, ARR in cents, health score and whether a ticket is open."""
     low, _ = _bounds(filters)
     open_ticket = Exists(
         SupportTicket.objects.filter(
@@ -1058,21 +1076,18 @@ def _coverage_rows(organization, filters) -> list[tuple]:
         .order_by()
         .query.sql_with_params()
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
+    return _fetch_columns(sql, params, ["id", "arr_cents", "health_score", "open_ticket"])
 
 
 def coverage(organization, filters):
     """Who the period's answers and invitations reach, against the base; warns when
     low-health or open-ticket accounts are reached well below the overall rate."""
     answered = account_scores(organization, filters)["account_id"].to_numpy()
-    rows = _memoised(
+    # Column by column in bulk by numpy, not a frame of objects.
+    ids, cents, health, tickets = _memoised(
         _coverage_key(organization, filters), lambda: _coverage_rows(organization, filters)
     )
-    # Column by column in bulk by numpy, not a frame of objects.
-    ids, cents, health, tickets = list(zip(*rows, strict=True)) or [(), (), (), ()]
-    ids = np.fromiter(ids, dtype=np.int64, count=len(ids))
+    ids = _int_column(ids)
     # An account answered in the period is surveyed; only the others need their
     # invitations looked up.
     surveyed = np.isin(ids, answered)
@@ -1350,15 +1365,23 @@ def _saves_of(frame) -> tuple[int, int]:
     """`_saves` from the per-account rows (their first detractor answer and lowest score
     in the period), for each existing account with a detractor answer: `_saved`, for the
     whole column at once."""
-    part = frame[(frame["d"] > 0) & frame["known"]]
+    used = [
+        "first_detractor_at",
+        "last_score_at",
+        "last_score",
+        "lowest_score",
+        "renewal_date",
+        "churned_at",
+    ]
+    part = frame.loc[(frame["d"] > 0) & frame["known"], used]
     first_at, last_at = part["first_detractor_at"], part["last_score_at"]
     improved = (
         last_at.notna()
         & (last_at > first_at)
-        & (part["last_score"].astype(float).fillna(0) > part["lowest_score"].astype(float))
+        & (part["last_score"].fillna(0) > part["lowest_score"])
     )
     first_day = first_at.dt.tz_convert(timezone.get_current_timezone()).dt.tz_localize(None)
-    renewal = pd.to_datetime(part["renewal_date"])
+    renewal = part["renewal_date"]
     renewed = (
         part["churned_at"].isna()
         & renewal.notna()

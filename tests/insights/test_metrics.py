@@ -300,6 +300,44 @@ def test_it_computes_revenue_at_risk_with_its_subsets(org_a):
     assert risk.top[0].danger_zone
 
 
+def test_it_adds_revenue_at_risk_to_the_cent_and_shows_each_account_as_stored(org_a):
+    renewal = timezone.localdate() + datetime.timedelta(days=10)
+    cents = AccountFactory(organization=org_a, arr=Decimal("0.10"), renewal_date=renewal)
+    more = AccountFactory(organization=org_a, arr=Decimal("0.20"))
+    unknown = AccountFactory(organization=org_a, arr=None)
+    for account, score in ((cents, 2), (more, 5), (unknown, 1)):
+        answers(org_a, [score], account=account)
+    risk = compute(org_a, "revenue_at_risk")
+    # 0.1 + 0.2 in doubles is 0.30000000000000004; the sum stays exact.
+    assert (risk.total, risk.accounts) == (Decimal("0.30"), 3)
+    assert (risk.danger_zone, risk.danger_zone_accounts) == (Decimal("0.10"), 2)
+    assert (risk.renewal_90d, risk.renewal_90d_accounts) == (Decimal("0.10"), 1)
+    assert [(a.id, a.arr, a.renewal_date) for a in risk.top] == [
+        (more.pk, Decimal("0.20"), None),
+        (cents.pk, Decimal("0.10"), renewal),
+        (unknown.pk, Decimal("0"), None),
+    ]
+
+
+def test_it_reads_query_columns_as_the_rows_give_them(db):
+    from django.db import connection
+
+    from insights import selectors
+
+    query = (
+        "SELECT * FROM (SELECT 1 AS n, 'a, \"b\"' AS label, TRUE AS flag "
+        "UNION ALL SELECT 2, NULL, FALSE UNION ALL SELECT 3, '{c}', NULL) v WHERE v.n > %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(query, [0])
+        rows = cursor.fetchall()
+    assert len(rows) == 3
+    columns = selectors._fetch_columns(query, [0], ["n", "label", "flag"])
+    assert [list(column) for column in columns] == [list(c) for c in zip(*rows, strict=True)]
+    empty = selectors._fetch_columns(query, [9], ["n", "label", "flag"])
+    assert [len(column) for column in empty] == [0, 0, 0]
+
+
 def test_it_warns_of_sampling_bias_only_when_risky_accounts_are_under_covered(org_a):
     healthy = [AccountFactory(organization=org_a, health_score=90) for _ in range(10)]
     sick = [AccountFactory(organization=org_a, health_score=20) for _ in range(10)]
