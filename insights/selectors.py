@@ -285,8 +285,10 @@ def _response_filters(organization, filters, *, prefix: str = "") -> Q:
     return q
 
 
-def _rollup_in(organization, filters):
-    rows = DailyScore.objects.filter(
+def _rollup_in(organization, filters, model=DailyScore):
+    """A daily rollup's rows (DailyScore, or another kept per day, survey and channel) for
+    the period and the filters it can serve."""
+    rows = model.objects.filter(
         organization=organization, day__gte=filters.since, day__lte=filters.until
     )
     if filters.survey_id is not None:
@@ -978,13 +980,7 @@ def _invitation_totals(organization, filters, *, raw: bool = False) -> tuple[int
     """(delivered, answered) invitations of the period, in one ungrouped count: from
     InvitationDay unless the filters need the accounts (or `raw`)."""
     if not (raw or filters.needs_raw):
-        days = InvitationDay.objects.filter(
-            organization=organization, day__gte=filters.since, day__lte=filters.until
-        )
-        if filters.survey_id is not None:
-            days = days.filter(survey_id=filters.survey_id)
-        if filters.channel is not None:
-            days = days.filter(channel=filters.channel)
+        days = _rollup_in(organization, filters, InvitationDay)
         totals = days.aggregate(delivered=Sum("delivered"), answered=Sum("answered"))
         return totals["delivered"] or 0, totals["answered"] or 0
     totals = _invitations_in(organization, filters).aggregate(
