@@ -2,7 +2,6 @@
 updated: the API, the public survey page, CSV imports and the Delighted-compatible API all
 call it (one item or up to 1,000)."""
 
-import contextlib
 import functools
 import hashlib
 import json
@@ -558,14 +557,19 @@ def _record_one_postgresql(organization, item, channel) -> RecordReport | None:
     ]
     at = response.submitted_at
     params += [at, organization.pk, at, response.score, at, organization.pk, at]
-    # Inside a caller's transaction, a savepoint: a failure must not break the caller's.
-    savepoint = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
+    # No savepoint inside a caller's transaction (an Idempotency-Key's): the statement
+    # cannot fail on a conflict (ON CONFLICT DO NOTHING) or a deleted contact (locked
+    # first, so a concurrent deletion either waits or is seen), and the foreign keys are
+    # checked at COMMIT. A failure there, or of another kind, is the caller's, as it would
+    # be from the batch path.
     try:
-        with savepoint, prepared_cursor() as cursor:
+        with prepared_cursor() as cursor:
             cursor.execute(_record_one_sql(kind), params)
             row = cursor.fetchone()
     except IntegrityError:
-        return None  # the contact was deleted meanwhile: the batch path says so
+        if connection.in_atomic_block:
+            raise
+        return None  # a row it refers to was deleted meanwhile: the batch path says which
     if row is None or row[0] is None:
         return None
     response.id = row[0]
@@ -598,15 +602,18 @@ def _record_one_sql(kind: str) -> str:
     types = {"id": "bigint", "external_id": "text", "email": "text"}
     shown = [f"c.{quote(f.column)}" for f in Contact._meta.concrete_fields]
     shown += [f"a.{quote(f.column)}" for f in Account._meta.concrete_fields]
-    # The contact's row is locked before the account's, as _refresh_latest_postgresql and
-    # the batch statements lock them: the account's update waits for the contact's (its
-    # condition reads `touched`), so two writers never wait for each other in turn. A
+    # The contact's row is locked first, as it is read (a deletion in progress is waited
+    # for, and a contact deleted meanwhile is not found), then the account's, as
+    # _refresh_latest_postgresql and the batch statements lock them: the account's update
+    # waits for the contact's (its condition reads `touched`), so two writers never wait for
+    # each other in turn. A
     # conflict (the external_id or invitation already answered) inserts nothing, and then
     # nothing is updated either. Names from the models, values as parameters.
     return f"""
 WITH c AS (
     SELECT * FROM {contact_table}
     WHERE organization_id = %s AND {quote(kind)} = %s::{types[kind]}
+    FOR NO KEY UPDATE
 ), inserted AS (
     INSERT INTO {table} ({columns}) SELECT {selected} FROM c
     ON CONFLICT DO NOTHING RETURNING id

@@ -6,7 +6,7 @@ import threading
 import pytest
 import redis
 from django.core.exceptions import ValidationError
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 from django_scopes import scope
 
 from accounts import services as account_services
@@ -359,6 +359,50 @@ def test_it_leaves_the_callers_transaction_usable_when_the_one_statement_falls_b
     assert unknown.status == "error"
     assert "No contact" in unknown.errors["email"][0]
     assert Response.objects.count() == 1
+
+
+@on_postgresql
+def test_it_records_one_answer_inside_a_transaction_without_a_savepoint(
+    world, django_assert_num_queries
+):
+    assert connection.in_atomic_block  # the test's transaction, as a caller's would be
+    with django_assert_num_queries(1):  # with a savepoint, 3
+        result = responses_record(
+            organization=world, channel="api", items=[{"email": "ann@initech.example", "score": 9}]
+        ).results[0]
+    assert result.status == "created"
+    assert Response.objects.get().pk == result.response.pk
+
+
+@on_postgresql
+@pytest.mark.django_db(transaction=True)
+def test_it_waits_for_a_contacts_deletion_and_reports_it_inside_a_transaction(world):
+    with scope(organization=world):
+        contact = Contact.objects.create(organization=world, email="gone@initech.example")
+    deleted, done = threading.Event(), threading.Event()
+
+    def delete_then_commit_later():
+        try:
+            with scope(organization=world), transaction.atomic():
+                Contact.objects.filter(pk=contact.pk).delete()
+                deleted.set()
+                done.wait(0.5)  # the answer below is sent meanwhile, and waits
+        finally:
+            connections.close_all()
+
+    deleter = threading.Thread(target=delete_then_commit_later)
+    deleter.start()
+    assert deleted.wait(10)
+    # An Idempotency-Key's transaction: the answer must not leave it to fail at COMMIT.
+    with scope(organization=world), transaction.atomic():
+        result = responses_record(
+            organization=world, channel="api", items=[{"email": "gone@initech.example", "score": 2}]
+        ).results[0]
+    done.set()
+    deleter.join()
+    assert result.status == "error"
+    assert "No contact" in result.errors["email"][0]
+    assert Response.objects.count() == 0
 
 
 @on_postgresql
