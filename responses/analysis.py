@@ -68,12 +68,35 @@ DEFAULT_THEMES: dict[str, tuple[str, list[str]]] = {
     ),
 }  # fmt: skip
 
-ANALYSIS_VERSION = "1"
+# VADER's lexicon is written for social media: it misses the words customers use about a
+# product ("too expensive", "buggy", "nightmare" score 0) and reads "honestly", which
+# opens many complaints, as strongly positive. These entries, on VADER's −4 … +4 scale,
+# are added to it (or replace its value) for every comment.
+FEEDBACK_LEXICON: dict[str, float] = {
+    # Neutral in feedback: emphasis, not praise.
+    "honestly": 0.0, "frankly": 0.0, "justify": 0.0,
+    # Price and billing.
+    "expensive": -1.5, "overpriced": -2.2, "pricey": -1.0, "overcharged": -2.2,
+    "unaffordable": -1.8, "affordable": 1.3,
+    # Reliability and speed.
+    "nightmare": -2.5, "buggy": -2.0, "bug": -1.0, "bugs": -1.2, "glitch": -1.3,
+    "glitches": -1.5, "glitchy": -1.8, "crashes": -1.8, "crashed": -1.8, "crashing": -1.8,
+    "outage": -2.0, "outages": -2.0, "downtime": -1.6, "unreliable": -2.0, "unusable": -2.6,
+    "unstable": -1.6, "freezes": -1.5, "slow": -1.3, "slower": -1.3, "laggy": -1.5,
+    "timeout": -1.0, "reliable": 1.5, "fast": 1.0, "snappy": 1.3, "seamless": 1.8,
+    # Usability and service.
+    "clunky": -1.5, "cumbersome": -1.5, "unintuitive": -1.6, "intuitive": 1.8,
+    "unresponsive": -1.6, "lacks": -0.8, "lacking": -1.0,
+}  # fmt: skip
+
+ANALYSIS_VERSION = "2"  # 2: FEEDBACK_LEXICON
 
 
 @lru_cache(maxsize=1)
 def _analyzer() -> SentimentIntensityAnalyzer:
-    return SentimentIntensityAnalyzer()
+    analyzer = SentimentIntensityAnalyzer()
+    analyzer.lexicon.update(FEEDBACK_LEXICON)
+    return analyzer
 
 
 @dataclass(frozen=True)

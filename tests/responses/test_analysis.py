@@ -95,6 +95,15 @@ def test_it_lists_themes_in_a_stable_order(taxonomy):
         ("The app crashed twice this week and we lost data.", "negative"),
         ("Missing basic reporting. No way to schedule a report.", "negative"),
         ("The report is due on Monday.", "neutral"),
+        # Product feedback, which VADER's own lexicon reads as neutral or positive.
+        (
+            "Honestly the billing is a nightmare and the price per seat is hard to justify.",
+            "negative",
+        ),
+        ("Too expensive for a team our size.", "negative"),
+        ("Buggy since the last release, and laggy on Mondays.", "negative"),
+        ("Not expensive at all, and fast and reliable.", "positive"),
+        ("Honestly, the interface is intuitive.", "positive"),
     ],
 )
 def test_it_scores_sentiment(comment, word):
