@@ -2,7 +2,10 @@
 punctuation, word starts), sentiment, determinism, idempotency and the organization's own
 keywords and themes."""
 
+import io
+
 import pytest
+from django.core.management import CommandError, call_command
 from django_scopes import scope
 
 from accounts import services as account_services
@@ -241,3 +244,25 @@ def test_one_organizations_keywords_leave_another_alone(recorded, org_b):
         other = taxonomy_for(org_b)
     assert "mobile" not in other.names()
     assert other.fingerprint != taxonomy_for(org).fingerprint
+
+
+def test_it_reanalyses_what_an_older_version_analysed_from_the_command(
+    recorded, django_capture_on_commit_callbacks
+):
+    org, ids = recorded
+    responses_analyze(organization=org, response_ids=ids)
+    current = _state(ids)
+    stale = ids[CORPUS.index(next(entry for entry in CORPUS if entry[0].strip()))]
+    Response.objects.filter(pk=stale).update(sentiment=0.99, analyzed_hash="version-1-hash")
+    out = io.StringIO()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("reanalyze_responses", org.slug, stdout=out)
+
+    assert _state(ids) == current
+    assert f"{org.slug}: " in out.getvalue()
+
+
+def test_it_names_an_unknown_organization_in_the_command(db):
+    with pytest.raises(CommandError, match="No organization nowhere"):
+        call_command("reanalyze_responses", "nowhere", stdout=io.StringIO())
