@@ -57,7 +57,7 @@ def customers(org_a):
     return SegmentFactory(organization=org_a, name="Growth customers")
 
 
-def test_admin_sets_up_a_programme_and_the_respondent_answers_from_the_email(
+def test_it_lets_an_admin_set_up_a_programme_and_the_respondent_answer_from_the_email(
     page, settings, org_a, alice, customers
 ):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"

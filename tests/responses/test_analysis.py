@@ -70,7 +70,7 @@ def taxonomy(org_a):
         return taxonomy_for(org_a)
 
 
-def test_the_corpus_covers_every_default_theme_at_least_twice():
+def test_it_has_a_corpus_covering_every_default_theme_at_least_twice():
     for slug in DEFAULT_THEMES:
         assert sum(slug in expected for _, expected in CORPUS) >= 2, slug
 
@@ -196,7 +196,7 @@ def test_it_reanalyses_only_the_comments_that_changed(recorded):
     assert Response.objects.get(pk=ids[-2]).themes == ["performance", "support"]
 
 
-def test_the_organizations_keywords_change_the_themes_and_the_hash(recorded):
+def test_it_changes_the_themes_and_the_hash_with_the_organizations_keywords(recorded):
     org, ids = recorded
     responses_analyze(organization=org, response_ids=ids)
     report = ids[CORPUS.index(("The report is due on Monday.", set()))]
@@ -220,7 +220,7 @@ def test_the_organizations_keywords_change_the_themes_and_the_hash(recorded):
     assert responses_analyze(organization=org, response_ids=ids) == 0
 
 
-def test_a_new_theme_of_the_organization_is_found(recorded):
+def test_it_finds_a_new_theme_of_the_organization(recorded):
     org, ids = recorded
     responses_analyze(organization=org, response_ids=ids)
     Theme.objects.create(
@@ -237,7 +237,7 @@ def test_a_new_theme_of_the_organization_is_found(recorded):
     assert taxonomy_for(org).names()["mobile"] == "Mobile app"
 
 
-def test_one_organizations_keywords_leave_another_alone(recorded, org_b):
+def test_it_leaves_another_organization_alone_with_one_organizations_keywords(recorded, org_b):
     org, _ = recorded
     Theme.objects.create(organization=org, slug="mobile", name="Mobile", keywords=["mobile"])
     with scope(organization=org_b):

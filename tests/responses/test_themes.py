@@ -203,7 +203,7 @@ def test_it_enqueues_the_reanalysis_in_chunks(as_alice, org_a, comments, enqueue
     assert enqueued == [(org_a.pk, first), (org_a.pk, second)]
 
 
-def test_the_reanalysis_runs_after_commit_and_finds_the_new_theme(
+def test_it_reanalyses_after_commit_and_finds_the_new_theme(
     as_alice, org_a, comments, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True) as callbacks:

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db
 S = InvitationState
 
 
-def test_the_demo_looks_like_a_year_of_drip_history(org_a):
+def test_it_seeds_a_demo_that_looks_like_a_year_of_drip_history(org_a):
     out = io.StringIO()
     with scope(organization=org_a):
         seed_accounts(organization=org_a, stdout=out)

@@ -31,7 +31,7 @@ def world(org_a, api, api_key_a):
     return programme, contact
 
 
-def test_an_event_schedules_a_survey_after_its_delay(api, world):
+def test_it_schedules_a_survey_after_an_events_delay(api, world):
     programme, contact = world
     with time_machine.travel(MONDAY, tick=False):
         answer = api.post(
@@ -50,7 +50,7 @@ def test_an_event_schedules_a_survey_after_its_delay(api, world):
     assert invitation.trigger == "onboarding_completed"
 
 
-def test_a_fatigued_contact_is_skipped_with_the_reason(api, world):
+def test_it_skips_a_fatigued_contact_with_the_reason(api, world):
     _, contact = world
     with scopes_disabled():
         type(contact).objects.filter(pk=contact.pk).update(last_responded_at=MONDAY)
@@ -69,7 +69,7 @@ def test_a_fatigued_contact_is_skipped_with_the_reason(api, world):
         assert Invitation.objects.get().skip_reason == SkipReason.FATIGUED
 
 
-def test_the_same_external_id_is_recorded_once(api, world):
+def test_it_records_the_same_external_id_once(api, world):
     first = api.post(
         EVENTS, {"event": "ticket_solved", "email": "ann@customer.example", "external_id": "x-1"}
     )
@@ -104,7 +104,7 @@ def test_the_same_external_id_is_recorded_once(api, world):
         ({"event": "x", "email": "ann@customer.example", "properties": [1]}, "properties"),
     ],
 )
-def test_invalid_events_get_field_messages(api, world, payload, field):
+def test_it_answers_invalid_events_with_field_messages(api, world, payload, field):
     answer = api.post(EVENTS, payload)
     assert answer.status_code == 400, answer.content
     body = answer.json()
@@ -112,17 +112,17 @@ def test_invalid_events_get_field_messages(api, world, payload, field):
     assert field in body["fields"], body
 
 
-def test_a_list_body_is_refused(api, world):
+def test_it_refuses_a_list_body(api, world):
     assert api.post(EVENTS, [{"event": "x"}]).status_code == 400
 
 
-def test_without_a_key_it_is_401(client, world):
+def test_it_answers_401_without_a_key(client, world):
     answer = client.post(EVENTS, {"event": "x"}, content_type="application/json")
     assert answer.status_code == 401
     assert client.get(INVITATIONS).status_code == 401
 
 
-def test_org_b_cannot_target_org_a_contacts(api, world, api_key_b):
+def test_it_keeps_org_b_from_targeting_org_a_contacts(api, world, api_key_b):
     _, contact = world
     api.key = api_key_b[1]
     answer = api.post(EVENTS, {"event": "onboarding_completed", "email": contact.email})
@@ -136,7 +136,7 @@ def test_org_b_cannot_target_org_a_contacts(api, world, api_key_b):
 # --- The send log ----------------------------------------------------------------------------
 
 
-def test_the_invitation_list_filters(api, world, org_a, api_key_b):
+def test_it_filters_the_invitation_list(api, world, org_a, api_key_b):
     programme, contact = world
     other = ProgrammeFactory(survey__organization=org_a)
     mine = InvitationFactory(programme=programme, contact=contact, planned_for=MONDAY)
@@ -165,7 +165,7 @@ def test_the_invitation_list_filters(api, world, org_a, api_key_b):
     assert api.get(INVITATIONS).json()["results"] == []
 
 
-def test_the_invitation_list_runs_a_constant_number_of_queries(api, world, org_a):
+def test_it_lists_invitations_in_a_constant_number_of_queries(api, world, org_a):
     programme, _ = world
 
     def count():

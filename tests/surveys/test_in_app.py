@@ -47,7 +47,7 @@ def post(client, url, data):
     return client.post(url, json.dumps(data), content_type="application/json")
 
 
-def test_a_due_contact_gets_the_question_in_their_language_and_a_token(client, world):
+def test_it_asks_a_due_contact_in_their_language_with_a_token(client, world):
     keys, programme, contact = world
     answer = config(client, keys)
     assert answer.status_code == 200
@@ -61,7 +61,7 @@ def test_a_due_contact_gets_the_question_in_their_language_and_a_token(client, w
     assert not answer.cookies
 
 
-def test_a_fatigued_contact_is_not_due(client, world):
+def test_it_does_not_ask_a_fatigued_contact(client, world):
     keys, _, contact = world
     with scopes_disabled():
         type(contact).objects.filter(pk=contact.pk).update(
@@ -71,14 +71,14 @@ def test_a_fatigued_contact_is_not_due(client, world):
     assert body == {"due": False, "survey": None, "token": None}
 
 
-def test_no_in_app_programme_means_not_due(client, world):
+def test_it_asks_no_one_without_an_in_app_programme(client, world):
     keys, programme, _ = world
     with scopes_disabled():
         type(programme).objects.filter(pk=programme.pk).update(channel_in_app=False)
     assert config(client, keys).json()["due"] is False
 
 
-def test_a_wrong_signature_unknown_key_or_contact_is_refused_with_json(client, world):
+def test_it_refuses_a_wrong_signature_unknown_key_or_contact_with_json(client, world):
     keys, _, _ = world
     bad = config(client, keys, signature="0" * 64)
     assert bad.status_code == 403
@@ -97,7 +97,7 @@ def test_a_wrong_signature_unknown_key_or_contact_is_refused_with_json(client, w
     assert nul.status_code == 400
 
 
-def test_the_answer_makes_one_response_and_answering_again_updates_it(client, world):
+def test_it_makes_one_response_and_updates_it_when_answered_again(client, world):
     keys, programme, contact = world
     token = config(client, keys).json()["token"]
     first = post(client, ANSWER, {"token": token, "score": 3})
@@ -119,7 +119,7 @@ def test_the_answer_makes_one_response_and_answering_again_updates_it(client, wo
     assert config(client, keys).json()["due"] is False
 
 
-def test_a_dismissal_counts_toward_fatigue(client, world):
+def test_it_counts_a_dismissal_toward_fatigue(client, world):
     keys, _, contact = world
     token = config(client, keys).json()["token"]
     answer = post(client, DISMISS, {"token": token})
@@ -136,7 +136,7 @@ def test_a_dismissal_counts_toward_fatigue(client, world):
     assert config(client, keys).json()["due"] is False
 
 
-def test_bad_tokens_and_scores_are_refused(client, world):
+def test_it_refuses_bad_tokens_and_scores(client, world):
     keys, _, _ = world
     token = config(client, keys).json()["token"]
     assert post(client, ANSWER, {"token": token + "x", "score": 5}).status_code == 403
@@ -148,7 +148,7 @@ def test_bad_tokens_and_scores_are_refused(client, world):
         assert not Response.objects.exists()
 
 
-def test_cors_preflight_is_answered(client):
+def test_it_answers_the_cors_preflight(client):
     for url in (CONFIG, ANSWER, DISMISS):
         answer = client.options(url, headers={"Origin": "https://app.customer.example"})
         assert answer.status_code == 204

@@ -76,7 +76,7 @@ def programme_post(for_survey, segment=None, **overrides):
 # --- The list -------------------------------------------------------------------------------
 
 
-def test_list_shows_surveys_and_programmes_in_constant_queries(as_alice, org_a):
+def test_it_lists_surveys_and_programmes_in_constant_queries(as_alice, org_a):
     survey = SurveyFactory(organization=org_a, name="Main NPS")
     programme = ProgrammeFactory(survey=survey, name="Everyone", every_days=90)
     InvitationFactory(programme=programme, planned_for=now() + timedelta(days=2))
@@ -100,7 +100,7 @@ def test_list_shows_surveys_and_programmes_in_constant_queries(as_alice, org_a):
 # --- The survey editor ----------------------------------------------------------------------
 
 
-def test_create_survey_with_german_translation(as_alice, org_a):
+def test_it_creates_a_survey_with_a_german_translation(as_alice, org_a):
     response = as_alice.post(reverse("surveys:survey_create"), survey_post())
     assert response.status_code == 302
     with scopes_disabled():
@@ -110,7 +110,7 @@ def test_create_survey_with_german_translation(as_alice, org_a):
     assert response["Location"] == reverse("surveys:survey_edit", args=[survey.pk])
 
 
-def test_survey_validation_errors_are_shown(as_alice, org_a):
+def test_it_shows_survey_validation_errors(as_alice, org_a):
     SurveyFactory(organization=org_a, name="Taken")
     response = as_alice.post(
         reverse("surveys:survey_create"),
@@ -126,7 +126,7 @@ def test_survey_validation_errors_are_shown(as_alice, org_a):
         assert Survey.objects.filter(organization=org_a).count() == 1
 
 
-def test_edit_survey_keeps_other_translations(as_alice, org_a):
+def test_it_keeps_other_translations_when_a_survey_is_edited(as_alice, org_a):
     survey = SurveyFactory(organization=org_a, translations={"fr": {"question": "Q ?"}})
     url = reverse("surveys:survey_edit", args=[survey.pk])
     assert as_alice.get(url).status_code == 200
@@ -138,7 +138,7 @@ def test_edit_survey_keeps_other_translations(as_alice, org_a):
 
 
 @pytest.mark.parametrize(("lang", "expected"), [("en", "recommend Acme A"), ("de", "Würden Sie")])
-def test_preview_renders_in_both_languages(as_alice, org_a, lang, expected):
+def test_it_previews_in_both_languages(as_alice, org_a, lang, expected):
     survey = SurveyFactory(organization=org_a)
     response = as_alice.post(
         reverse("surveys:survey_preview", args=[survey.pk]), survey_post(preview_lang=lang)
@@ -151,7 +151,7 @@ def test_preview_renders_in_both_languages(as_alice, org_a, lang, expected):
     assert "background: #112233" in page
 
 
-def test_preview_of_a_new_survey_uses_stock_german(as_alice):
+def test_it_previews_a_new_survey_in_stock_german(as_alice):
     response = as_alice.post(
         reverse("surveys:survey_preview", args=[0]),
         survey_post(question=DEFAULT_QUESTION, de_question="", preview_lang="de"),
@@ -169,7 +169,7 @@ def test_preview_of_a_new_survey_uses_stock_german(as_alice):
         {},
     ],
 )
-def test_preview_never_fails_on_odd_input(as_alice, org_a, odd):
+def test_it_previews_odd_input_without_failing(as_alice, org_a, odd):
     data = survey_post(**odd) if odd else {}
     response = as_alice.post(reverse("surveys:survey_preview", args=[0]), data)
     assert response.status_code == 200
@@ -179,7 +179,7 @@ def test_preview_never_fails_on_odd_input(as_alice, org_a, odd):
 # --- The programme editor -------------------------------------------------------------------
 
 
-def test_create_programme_for_a_segment(as_alice, org_a):
+def test_it_creates_a_programme_for_a_segment(as_alice, org_a):
     survey = SurveyFactory(organization=org_a)
     segment = SegmentFactory(organization=org_a)
     assert as_alice.get(reverse("surveys:programme_create")).status_code == 200
@@ -206,7 +206,7 @@ def test_create_programme_for_a_segment(as_alice, org_a):
         ({"name": ""}, "Give the programme a name"),
     ],
 )
-def test_programme_validation(as_alice, org_a, overrides, message):
+def test_it_validates_a_programme(as_alice, org_a, overrides, message):
     survey = SurveyFactory(organization=org_a)
     response = as_alice.post(
         reverse("surveys:programme_create"), programme_post(survey, **overrides)
@@ -217,7 +217,7 @@ def test_programme_validation(as_alice, org_a, overrides, message):
         assert not Programme.objects.filter(organization=org_a).exists()
 
 
-def test_programme_page_shows_forecast_coverage_and_eligibility(as_alice, org_a):
+def test_it_shows_a_programmes_forecast_coverage_and_eligibility(as_alice, org_a):
     survey = SurveyFactory(organization=org_a)
     rich = AccountFactory(organization=org_a, arr=900_000, health_score=20, plan="enterprise")
     small = AccountFactory(organization=org_a, arr=1_000, health_score=90, plan="growth")
@@ -238,7 +238,7 @@ def test_programme_page_shows_forecast_coverage_and_eligibility(as_alice, org_a)
     assert page.count('class="bar-cell"') == 14
 
 
-def test_programme_edit_saves_and_shows_errors_without_losing_the_page(as_alice, org_a):
+def test_it_saves_a_programme_edit_and_shows_errors_without_losing_the_page(as_alice, org_a):
     programme = ProgrammeFactory(survey=SurveyFactory(organization=org_a))
     url = reverse("surveys:programme_edit", args=[programme.pk])
     response = as_alice.post(
@@ -255,7 +255,7 @@ def test_programme_edit_saves_and_shows_errors_without_losing_the_page(as_alice,
 # --- The send log ---------------------------------------------------------------------------
 
 
-def test_send_log_filters_and_answers_why_not(as_alice, org_a):
+def test_it_filters_the_send_log_and_answers_why_not(as_alice, org_a):
     programme = ProgrammeFactory(survey=SurveyFactory(organization=org_a), name="Quarterly")
     ann = ContactFactory(account=AccountFactory(organization=org_a), email="ann@initech.example")
     InvitationFactory(
@@ -281,7 +281,7 @@ def test_send_log_filters_and_answers_why_not(as_alice, org_a):
     assert as_alice.get(url, {"since": "not-a-date", "page": "x"}).status_code == 200
 
 
-def test_send_log_constant_queries_and_pages(as_alice, org_a):
+def test_it_pages_the_send_log_in_constant_queries(as_alice, org_a):
     programme = ProgrammeFactory(survey=SurveyFactory(organization=org_a))
     InvitationFactory(programme=programme)
     url = reverse("surveys:send_log")
@@ -300,7 +300,7 @@ def test_send_log_constant_queries_and_pages(as_alice, org_a):
 # --- Settings and in-app --------------------------------------------------------------------
 
 
-def test_settings_save_and_validate(as_alice, org_a):
+def test_it_saves_and_validates_survey_settings(as_alice, org_a):
     url = reverse("surveys:settings")
     assert as_alice.get(url).status_code == 200
     response = as_alice.post(url, {"fatigue_days": "-3", "postal_address": "x"})
@@ -313,7 +313,7 @@ def test_settings_save_and_validate(as_alice, org_a):
     assert (row.fatigue_days, row.postal_address) == (60, "1 Main St")
 
 
-def test_in_app_install_page(as_alice, org_a):
+def test_it_shows_the_in_app_install_page(as_alice, org_a):
     response = as_alice.get(reverse("surveys:in_app_install"))
     assert response.status_code == 200
     with scopes_disabled():
@@ -350,7 +350,7 @@ def a_objects(org_a):
 
 @pytest.mark.parametrize("who", ["bob", "carol"])
 @pytest.mark.parametrize(("name", "obj", "posts"), ROUTES)
-def test_non_admins_get_403(client, request, a_objects, who, name, obj, posts):
+def test_it_answers_403_to_non_admins(client, request, a_objects, who, name, obj, posts):
     client_for(client, request.getfixturevalue(who))
     url = reverse(name, args=[a_objects[obj]] if obj else [])
     assert client.get(url).status_code == 403
@@ -358,7 +358,7 @@ def test_non_admins_get_403(client, request, a_objects, who, name, obj, posts):
 
 
 @pytest.mark.parametrize(("name", "obj"), [r[:2] for r in ROUTES if r[1]])
-def test_outsider_gets_404_on_org_a_objects(client, mallory, a_objects, name, obj):
+def test_it_answers_404_to_an_outsider_on_org_a_objects(client, mallory, a_objects, name, obj):
     client_for(client, mallory)
     url = reverse(name, args=[a_objects[obj]])
     assert client.get(url).status_code == 404

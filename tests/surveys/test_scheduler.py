@@ -488,7 +488,7 @@ def test_it_forecasts_no_more_sends_than_the_pool_holds(org_a):
     assert [d.sends for d in forecast.days] == [5, 3, 0, 0]
 
 
-def test_other_tenants_are_out_of_reach(org_a, org_b):
+def test_it_keeps_other_tenants_out_of_reach(org_a, org_b):
     contacts(org_b, 5)
     programme = ProgrammeFactory(survey__organization=org_a)
     with time_machine.travel(MONDAY, tick=False):
