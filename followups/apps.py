@@ -25,7 +25,7 @@ class FollowupsConfig(AppConfig):
         events.response_recorded.connect(open_on_record, dispatch_uid="followups.open", weak=False)
 
         from accounts import events as account_events
-        from followups import privacy
+        from followups import panels, privacy
 
         def forget_contact(sender, organization, contact, **kwargs):
             privacy.contact_followups_erase(organization=organization, contact=contact)
@@ -36,6 +36,7 @@ class FollowupsConfig(AppConfig):
         account_events.register_personal_data_exporter(
             "followups", privacy.contact_followups_export
         )
+        events.register_response_panel(panels.response_followup_panel)
 
     def seed_demo(self, *, organization, stdout):
         from followups.demo import seed_followups

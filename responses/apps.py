@@ -38,7 +38,7 @@ class ResponsesConfig(AppConfig):
         )
 
         from accounts import events as account_events
-        from responses import privacy
+        from responses import panels, privacy
 
         def forget_contact(sender, organization, contact, **kwargs):
             privacy.contact_responses_erase(organization=organization, contact=contact)
@@ -49,6 +49,7 @@ class ResponsesConfig(AppConfig):
         account_events.register_personal_data_exporter(
             "responses", privacy.contact_responses_export
         )
+        account_events.register_account_panel(panels.account_nps_panel)
 
     def seed_demo(self, *, organization, stdout):
         from django.conf import settings

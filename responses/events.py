@@ -16,9 +16,25 @@ and the analysis subscribe in their AppConfig.ready() and only enqueue Celery ta
   responses' themes, so a receiver that counts them (insights' theme rollup) writes its
   count in that same transaction: both commit together or not at all, and no task or
   on-commit callback is added to the analysis.
+- `register_response_panel(fn)`: fn(organization=, response=, request=) returns a dict with
+  `title`, `template` and `context` for a card on the response's page (e.g. its follow-up),
+  or None to add nothing. The template is rendered with the request, so the page shell's
+  context (current_organization, …) is there. `request` says who is reading: show only what
+  the member's role may open. Keep it to a fixed number of queries.
 """
 
 from django.dispatch import Signal
 
 response_recorded = Signal()
 response_themes_changed = Signal()
+
+_response_panels: list[object] = []
+
+
+def register_response_panel(panel) -> None:
+    if panel not in _response_panels:
+        _response_panels.append(panel)
+
+
+def response_panels() -> list[object]:
+    return list(_response_panels)

@@ -43,6 +43,9 @@ class ResponseFilterForm(forms.Form):
         required=False,
         choices=[("", "Any"), ("yes", "With a comment"), ("no", "Without a comment")],
     )
+    # Set by the "All answers" link of an account's page; shown as a removable chip, not a
+    # menu (an organization may have thousands of accounts).
+    account = forms.IntegerField(required=False, widget=forms.HiddenInput)
 
     def __init__(self, data=None, *, segment_list=(), taxonomy=None, members=()):
         super().__init__(data)

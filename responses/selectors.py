@@ -12,9 +12,10 @@ from django.db import connections
 from django.db.models import Count, Exists, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
+from django.utils.timezone import now
 
-from accounts.models import OPEN_TICKET_STATUSES, Segment, SupportTicket
-from accounts.selectors import accounts_in_segment, segments_of
+from accounts.models import OPEN_TICKET_STATUSES, Account, Segment, SupportTicket
+from accounts.selectors import accounts_in_segment, accounts_of, segments_of
 from nps_platform.models import Organization
 from responses.models import Category, Channel, Response, ResponseTheme, Theme
 
@@ -36,6 +37,7 @@ def get_response_for(organization: Organization, response_id: int) -> Response:
 
 SEARCH_MAX = 200
 THEME_SLUG = re.compile(r"^[a-z0-9_-]{1,50}$")
+ROW_ID = re.compile(r"[0-9]{1,18}")  # an id a bigint column can hold
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ class ResponseFilters:
     has_comment: bool | None = None
     owner: int | str | None = None  # a member's user id, or "none" for unowned accounts
     channel: str = ""
+    account: Account | None = None
 
     @property
     def is_filtered(self) -> bool:
@@ -69,6 +72,7 @@ class ResponseFilters:
                 self.has_comment,
                 self.owner,
                 self.channel,
+                self.account,
             )
         )
 
@@ -88,8 +92,9 @@ def _a_date(value: str) -> date | None:
 def response_filters(organization: Organization, params, *, segment_list=None) -> ResponseFilters:
     """Parses query parameters (request.GET or a dict): q, score, category, segment, theme,
     from, to (YYYY-MM-DD, in the organization's time zone), has_comment (yes/no), owner
-    (user id or "none") and channel. Pass `segment_list` when the caller already loaded the
-    organization's segments, to save the lookup."""
+    (user id or "none"), channel and account (an account's id: its answers only). Pass
+    `segment_list` when the caller already loaded the organization's segments, to save the
+    lookup."""
     score = _param(params, "score")
     category = _param(params, "category")
     channel = _param(params, "channel")
@@ -104,6 +109,10 @@ def response_filters(organization: Organization, params, *, segment_list=None) -
             segment = next((s for s in segment_list if s.pk == int(segment_id)), None)
         else:
             segment = segments_of(organization).filter(pk=int(segment_id)).first()
+    account = None
+    account_id = _param(params, "account")
+    if ROW_ID.fullmatch(account_id):
+        account = accounts_of(organization).filter(pk=int(account_id)).first()
     return ResponseFilters(
         q=_param(params, "q")[:SEARCH_MAX],
         score=int(score) if score.isdigit() and int(score) <= 10 else None,
@@ -115,6 +124,7 @@ def response_filters(organization: Organization, params, *, segment_list=None) -
         has_comment=has_comment,
         owner=owner,
         channel=channel if channel in Channel.values else "",
+        account=account,
     )
 
 
@@ -162,6 +172,8 @@ def responses_filtered(organization: Organization, params) -> QuerySet[Response]
         responses = responses.filter(channel=filters.channel)
     if filters.has_comment is not None:
         responses = responses.filter(has_comment=filters.has_comment)
+    if filters.account is not None:
+        responses = responses.filter(account_id=filters.account.pk)
     if filters.segment is not None:
         responses = responses.filter(
             account__in=accounts_in_segment(organization, filters.segment).values("pk")
@@ -276,6 +288,53 @@ def nps_summary(queryset: QuerySet[Response]) -> NpsSummary:
         total=counts["total"],
         nps=nps_of_counts(counts["promoters"], counts["passives"], counts["detractors"]),
     )
+
+
+# --- An account's answers (its panel on the account page) -------------------------------------
+
+ACCOUNT_NPS_WINDOW = timedelta(days=365)
+ACCOUNT_RECENT = 12
+
+
+@dataclass(frozen=True)
+class AccountAnswers:
+    summary: NpsSummary  # the answers of the last 12 months
+    total: int  # every answer, whenever it came
+    since: datetime  # where the 12 months start
+    recent: list[Response]  # the latest answers, newest first, with their contact
+
+
+def account_answers(
+    organization: Organization,
+    account: Account,
+    *,
+    recent: int = ACCOUNT_RECENT,
+    moment: datetime | None = None,
+) -> AccountAnswers:
+    """An account's NPS over the last 12 months with its mix, how many answers it has in all,
+    and its latest `recent` answers: two queries whatever the number of answers (one when it
+    has none)."""
+    since = (moment or now()) - ACCOUNT_NPS_WINDOW
+    answers = Response.objects.filter(organization=organization, account=account)
+    in_window = Q(submitted_at__gte=since)
+    counts = answers.order_by().aggregate(
+        promoters=Count("pk", filter=in_window & Q(category=Category.PROMOTER)),
+        passives=Count("pk", filter=in_window & Q(category=Category.PASSIVE)),
+        detractors=Count("pk", filter=in_window & Q(category=Category.DETRACTOR)),
+        in_window=Count("pk", filter=in_window),
+        total=Count("pk"),
+    )
+    summary = NpsSummary(
+        promoters=counts["promoters"],
+        passives=counts["passives"],
+        detractors=counts["detractors"],
+        total=counts["in_window"],
+        nps=nps_of_counts(counts["promoters"], counts["passives"], counts["detractors"]),
+    )
+    latest = []
+    if counts["total"]:
+        latest = list(answers.select_related("contact").order_by("-submitted_at", "-id")[:recent])
+    return AccountAnswers(summary=summary, total=counts["total"], since=since, recent=latest)
 
 
 # --- Themes -----------------------------------------------------------------------------------

@@ -12,6 +12,8 @@ from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.utils.safestring import mark_safe
 from django.utils.timezone import localtime, now
 from django.views.decorators.http import require_http_methods, require_POST
 from django_scopes import scope
@@ -20,7 +22,7 @@ from accounts.selectors import account_context, segments_of
 from nps_platform.access import member_required
 from nps_platform.roles import can
 from nps_platform.selectors import members_of
-from responses import analysis, forms, selectors, services
+from responses import analysis, events, forms, selectors, services
 from responses.models import Response
 
 PAGE_SIZE = 50
@@ -162,6 +164,18 @@ def explorer_export(request):
 # --- A response's page ------------------------------------------------------------------------
 
 
+def _panels(request, response) -> list[dict]:
+    """The cards other apps add (the follow-up, …), rendered; empty ones are left out."""
+    panels = []
+    for panel in events.response_panels():
+        result = panel(organization=request.organization, response=response, request=request)
+        if not result:
+            continue
+        html = render_to_string(result["template"], result.get("context") or {}, request=request)
+        panels.append({"title": result.get("title", ""), "html": mark_safe(html)})  # noqa: S308
+    return panels
+
+
 @require_http_methods(["GET", "HEAD"])
 @member_required("responses")
 def response_detail(request, response_id: int):
@@ -177,6 +191,7 @@ def response_detail(request, response_id: int):
         "currency": organization.currency,
         "properties": sorted((response.properties or {}).items()),
         "can_accounts": can(request.membership.role, "accounts"),
+        "panels": _panels(request, response),
     }
     return render(request, "responses/detail.html", context)
 
