@@ -14,6 +14,7 @@ from django.views.decorators.http import require_http_methods
 
 from accounts import events, forms, segments, selectors, services
 from nps_platform.access import member_required
+from nps_platform.params import whole_number
 from nps_platform.roles import can
 from nps_platform.selectors import members_of
 
@@ -252,10 +253,10 @@ def segment_preview(request):
                 context["empty_rule"] = not rules["conditions"]
     else:
         segment_id = request.GET.get("segment", "")
-        if not segment_id.isdigit():
+        if whole_number(segment_id) is None:
             context["error"] = "Name a segment to count."
         else:
-            segment = selectors.get_segment_for(organization, int(segment_id))
+            segment = selectors.get_segment_for(organization, whole_number(segment_id))
             context["segment"] = segment
             context["counts"] = selectors.segment_counts(organization, segment.rules)
             context["compact"] = True

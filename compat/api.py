@@ -28,6 +28,7 @@ from compat import selectors, services
 from compat.services import Unprocessable
 from insights import metrics
 from nps_platform.api_auth import ApiKeyAuthentication, ApiKeyRateThrottle, HasOrganizationApiKey
+from nps_platform.params import whole_number
 from responses import idempotency
 from responses.services import request_fingerprint
 from responses.webhooks import delighted_person, delighted_survey_response, epoch
@@ -189,18 +190,20 @@ def _per_page(params) -> int:
     value = params.get("per_page")
     if value in (None, ""):
         return DEFAULT_PER_PAGE
-    if not str(value).isdigit() or not 1 <= int(value) <= MAX_PER_PAGE:
+    number = whole_number(value)
+    if number is None or not 1 <= number <= MAX_PER_PAGE:
         raise Unprocessable({"per_page": [f"per_page must be from 1 to {MAX_PER_PAGE}."]})
-    return int(value)
+    return number
 
 
 def _page(params) -> int:
     value = params.get("page")
     if value in (None, ""):
         return 1
-    if not str(value).isdigit() or not 1 <= int(value) <= 1_000_000:
+    number = whole_number(value)
+    if number is None or not 1 <= number <= 1_000_000:
         raise Unprocessable({"page": ["page must be a whole number from 1."]})
-    return int(value)
+    return number
 
 
 def _window(queryset, params, field: str, since="since", until="until"):
@@ -223,9 +226,10 @@ def _id_param(params, name: str) -> int | None:
     value = params.get(name)
     if value in (None, ""):
         return None
-    if not str(value).isdigit() or len(str(value)) > 18:
+    number = whole_number(value)
+    if number is None:
         raise Unprocessable({name: [f"{name} must be an id."]})
-    return int(value)
+    return number
 
 
 # --- People --------------------------------------------------------------------------------
@@ -254,9 +258,9 @@ class PeopleApi(DelightedApi):
             people = people.filter(phone=str(params["phone_number"]).strip())
         cursor = params.get("page_info")
         if cursor not in (None, ""):
-            if not str(cursor).isdigit() or len(str(cursor)) > 18:
+            if whole_number(cursor) is None:
                 raise Unprocessable({"page_info": ["page_info is not a cursor from a Link."]})
-            people = people.filter(pk__gt=int(cursor))
+            people = people.filter(pk__gt=whole_number(cursor))
         rows = list(people[: per_page + 1])
         headers = {}
         if len(rows) > per_page:
@@ -564,9 +568,9 @@ class AutopilotMembershipsApi(DelightedApi):
             memberships = memberships.filter(contact_id=found.pk if found else 0)
         cursor = params.get("page_info")
         if cursor not in (None, ""):
-            if not str(cursor).isdigit() or len(str(cursor)) > 18:
+            if whole_number(cursor) is None:
                 raise Unprocessable({"page_info": ["page_info is not a cursor from a Link."]})
-            memberships = memberships.filter(pk__gt=int(cursor))
+            memberships = memberships.filter(pk__gt=whole_number(cursor))
         rows = list(memberships[: per_page + 1])
         headers = {}
         if len(rows) > per_page:

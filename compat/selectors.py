@@ -8,6 +8,7 @@ from django.shortcuts import get_object_or_404
 from accounts.models import Contact, SuppressionReason
 from accounts.selectors import contacts_in_segment, get_segment_for
 from compat.models import AutopilotMembership
+from nps_platform.params import whole_number
 from responses.models import Response, ResponseNote
 from surveys.models import Invitation, InvitationState
 
@@ -47,9 +48,10 @@ def survey_responses_of(organization, *, notes: bool = False) -> QuerySet[Respon
 
 
 def get_survey_response_for(organization, response_id: str, *, notes: bool = False) -> Response:
-    if not str(response_id).isdigit() or len(str(response_id)) > 18:
+    pk = whole_number(str(response_id))
+    if pk is None:
         raise Http404
-    return get_object_or_404(survey_responses_of(organization, notes=notes), pk=int(response_id))
+    return get_object_or_404(survey_responses_of(organization, notes=notes), pk=pk)
 
 
 def in_trend(organization, responses: QuerySet[Response], trend_id: int) -> QuerySet[Response]:

@@ -17,6 +17,7 @@ from accounts import services as account_services
 from accounts.models import Account, Contact, SuppressionReason
 from compat.models import ACCOUNT_TARGETS, AutopilotMembership, CompatSettings
 from nps_platform.models import Organization
+from nps_platform.params import whole_number
 from responses import services as response_services
 from responses.models import Channel, Response
 from surveys import scheduler, tracking
@@ -153,10 +154,10 @@ def person_find(organization: Organization, identifier: str) -> Contact | None:
         kind, value = "id", identifier
     contacts = Contact.objects.filter(organization=organization)
     if kind == "id":
-        value = value.strip()
-        if not value.isdigit() or len(value) > 18:
+        pk = whole_number(value)
+        if pk is None:
             return None
-        return contacts.filter(pk=int(value)).first()
+        return contacts.filter(pk=pk).first()
     if kind == "email":
         try:
             return contacts.filter(email=cleaning.email(value)).first()
@@ -405,10 +406,10 @@ def survey_response_create(*, organization: Organization, data: dict) -> Respons
     person = data.get("person")
     if cleaning.is_blank(person):
         _fail("person", "person is required: the id of the person responding.")
-    person = str(person).strip()
-    if not person.isdigit() or len(person) > 18:
+    person = whole_number(str(person))
+    if person is None:
         _fail("person", "person must be the id of a person.")
-    if not Contact.objects.filter(organization=organization, pk=int(person)).exists():
+    if not Contact.objects.filter(organization=organization, pk=person).exists():
         _fail("person", "No person has this id.")
     if "score" not in data or data["score"] in (None, ""):
         _fail("score", "score is required: a whole number from 0 to 10.")

@@ -26,6 +26,7 @@ from followups.models import (
     Status,
 )
 from nps_platform.models import Membership, Organization, Role, User
+from nps_platform.params import whole_number
 from responses.models import Category, Response, ResponseTheme
 
 # --- Lookups ---------------------------------------------------------------------------------
@@ -133,7 +134,8 @@ class QueueFilters:
 
 def _param(params, name: str) -> str:
     value = params.get(name, "")
-    return value.strip() if isinstance(value, str) else ""
+    # NUL: text PostgreSQL cannot hold, typed or pasted into a query string.
+    return value.replace("\x00", "").strip() if isinstance(value, str) else ""
 
 
 def queue_filters(organization: Organization, params, *, segment_list=None) -> QueueFilters:
@@ -145,21 +147,18 @@ def queue_filters(organization: Organization, params, *, segment_list=None) -> Q
         filters.category = category
     if (playbook := _param(params, "playbook")) in Playbook.values:
         filters.playbook = playbook
-    if (segment_id := _param(params, "segment")).isdigit():
+    if (segment_id := whole_number(_param(params, "segment"))) is not None:
         segments = (
             {s.pk: s for s in segment_list}
             if segment_list is not None
-            else {
-                s.pk: s
-                for s in Segment.objects.filter(organization=organization, pk=int(segment_id))
-            }
+            else {s.pk: s for s in Segment.objects.filter(organization=organization, pk=segment_id)}
         )
-        filters.segment = segments.get(int(segment_id))
+        filters.segment = segments.get(segment_id)
     owner = _param(params, "owner")
     if owner == "none":
         filters.owner = "none"
-    elif owner.isdigit():
-        filters.owner = int(owner)
+    elif (owner_id := whole_number(owner)) is not None:
+        filters.owner = owner_id
     filters.theme = _param(params, "theme")[:50]
     return filters
 

@@ -23,6 +23,8 @@ from functools import lru_cache
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from nps_platform.params import whole_number
+
 MIN_SAMPLE = 30
 PERIODS = ("week", "month", "quarter")
 CONFIDENCE = 0.95
@@ -135,10 +137,11 @@ def filters_from_params(organization, params, *, today: date | None = None) -> F
         value = text(name)
         if value is None:
             return None
-        if not value.isdigit() or len(value) > 18 or int(value) == 0:
+        number = whole_number(value)
+        if not number:
             errors[name] = f"{name} must be a positive whole number (an id), not {value[:40]!r}."
             return None
-        return int(value)
+        return number
 
     default_since, default_until = _default_range(today)
     since = parse_date("since")

@@ -17,6 +17,7 @@ from django.utils.timezone import now
 from accounts.models import OPEN_TICKET_STATUSES, Account, Segment, SupportTicket
 from accounts.selectors import accounts_in_segment, accounts_of, segments_of
 from nps_platform.models import Organization
+from nps_platform.params import whole_number
 from responses.models import Category, Channel, Response, ResponseTheme, Theme
 
 
@@ -37,7 +38,6 @@ def get_response_for(organization: Organization, response_id: int) -> Response:
 
 SEARCH_MAX = 200
 THEME_SLUG = re.compile(r"^[a-z0-9_-]{1,50}$")
-ROW_ID = re.compile(r"[0-9]{1,18}")  # an id a bigint column can hold
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,8 @@ class ResponseFilters:
 
 def _param(params, name: str) -> str:
     value = params.get(name) if params is not None else None
-    return value.strip() if isinstance(value, str) else ""
+    # NUL: text PostgreSQL cannot hold, typed or pasted into a query string.
+    return value.replace("\x00", "").strip() if isinstance(value, str) else ""
 
 
 def _a_date(value: str) -> date | None:
@@ -95,27 +96,27 @@ def response_filters(organization: Organization, params, *, segment_list=None) -
     (user id or "none"), channel and account (an account's id: its answers only). Pass
     `segment_list` when the caller already loaded the organization's segments, to save the
     lookup."""
-    score = _param(params, "score")
+    score = whole_number(_param(params, "score"))
     category = _param(params, "category")
     channel = _param(params, "channel")
     theme = _param(params, "theme").lower()
     has_comment = {"yes": True, "no": False}.get(_param(params, "has_comment"))
     owner: int | str | None = _param(params, "owner")
-    owner = int(owner) if owner.isdigit() else ("none" if owner == "none" else None)
+    owner = whole_number(owner) if owner != "none" else "none"
     segment = None
     segment_id = _param(params, "segment")
-    if segment_id.isdigit():
+    if (segment_pk := whole_number(segment_id)) is not None:
         if segment_list is not None:
-            segment = next((s for s in segment_list if s.pk == int(segment_id)), None)
+            segment = next((s for s in segment_list if s.pk == segment_pk), None)
         else:
-            segment = segments_of(organization).filter(pk=int(segment_id)).first()
+            segment = segments_of(organization).filter(pk=segment_pk).first()
     account = None
     account_id = _param(params, "account")
-    if ROW_ID.fullmatch(account_id):
-        account = accounts_of(organization).filter(pk=int(account_id)).first()
+    if (account_pk := whole_number(account_id)) is not None:
+        account = accounts_of(organization).filter(pk=account_pk).first()
     return ResponseFilters(
         q=_param(params, "q")[:SEARCH_MAX],
-        score=int(score) if score.isdigit() and int(score) <= 10 else None,
+        score=score if score is not None and score <= 10 else None,
         category=category if category in Category.values else "",
         segment=segment,
         theme=theme if THEME_SLUG.match(theme) else "",

@@ -23,6 +23,7 @@ from accounts import cleaning
 from accounts import services as account_services
 from accounts.models import Account, Contact
 from nps_platform.models import Organization
+from nps_platform.params import whole_number
 from responses import analysis
 from responses.classification import classify
 from responses.models import Channel, Response, Theme
@@ -104,8 +105,8 @@ class RecordReport:
 def _score(value) -> int:
     if isinstance(value, bool):
         raise ValueError("must be a whole number from 0 to 10.")
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value.strip())
+    if isinstance(value, str) and whole_number(value) is not None:
+        value = whole_number(value)
     if not isinstance(value, int):
         raise ValueError(f"must be a whole number from 0 to 10, not {value!r}.")
     if not 0 <= value <= 10:

@@ -45,6 +45,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from nps_platform.models import Organization
+from nps_platform.params import whole_number
 from responses import analysis
 from responses.models import (
     DeliveryStatus,
@@ -281,8 +282,7 @@ def post_json(url: str, body: str, headers: dict, timeout: float = TIMEOUT_SECON
 
 
 def _seconds(value: str) -> int | None:
-    value = value.strip()
-    return int(value) if value.isdigit() else None
+    return whole_number(value)
 
 
 # --- Reads --------------------------------------------------------------------------------

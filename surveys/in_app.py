@@ -43,6 +43,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django_scopes import scope, scopes_disabled
 
 from accounts.models import Contact
+from nps_platform.params import whole_number
 from responses.classification import classify
 from responses.services import MAX_COMMENT, response_record
 from surveys import eligibility, tracking
@@ -287,9 +288,8 @@ def _ask(programme, contact, nonce: str, moment, **fields) -> Invitation:
 def _score(raw) -> int | None:
     if isinstance(raw, bool):
         return None
-    if isinstance(raw, str) and raw.strip().isdigit():
-        raw = int(raw.strip())
-    return raw if isinstance(raw, int) and 0 <= raw <= 10 else None
+    score = whole_number(raw)
+    return score if score is not None and score <= 10 else None
 
 
 @_endpoint({"POST"})
