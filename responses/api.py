@@ -206,9 +206,15 @@ class ResponseInputSerializer(serializers.Serializer):
     tags = serializers.ListField(
         child=serializers.CharField(max_length=50), required=False, max_length=20
     )
-    survey_id = serializers.IntegerField(required=False, help_text="The survey asked, if any.")
+    survey_id = serializers.IntegerField(
+        required=False,
+        help_text="The survey asked, if any: one of the organization's surveys. Taken from "
+        "the invitation when only invitation_id is sent.",
+    )
     invitation_id = serializers.IntegerField(
-        required=False, help_text="The invitation answered: one response per invitation."
+        required=False,
+        help_text="The invitation answered: one of the organization's, sent to the person "
+        "this response names. One response per invitation.",
     )
 
 

@@ -24,7 +24,7 @@ from accounts import services as account_services
 from accounts.models import Account, Contact
 from nps_platform.models import Organization
 from nps_platform.params import whole_number
-from responses import analysis
+from responses import analysis, references
 from responses.classification import classify
 from responses.models import Channel, Response, Theme
 from responses.tasks import analyze_responses, announce_recorded_on_commit
@@ -375,7 +375,9 @@ def responses_record(
     Each item gets a result: created, updated (same external_id or invitation answered
     again), or error with field messages; valid items are saved together, invalid ones
     change nothing. The contact is found by contact_id, contact_external_id or email, and
-    created with its account when `create_missing`. With `skip_unchanged` (a re-import), an
+    created with its account when `create_missing`. A survey_id or invitation_id must be the
+    organization's, and the invitation the contact's (responses.references); an item that
+    names only its invitation takes the invitation's survey. With `skip_unchanged` (a re-import), an
     existing response the item would not change is "unchanged": not written, no event. On
     commit, the batch is announced (tasks.announce_recorded_on_commit): the worker sends
     `events.response_recorded` for it, possibly merged with other batches, with
@@ -467,7 +469,6 @@ def _record_batch(organization, items, channel, create_missing, skip_unchanged=F
             errors={field_name: [f"No contact has the {field_name} “{value}”.{hint}"]},
         )
         del cleaned[index]
-
     externals = {d["external_id"] for d in cleaned.values() if d.get("external_id")}
     invitations = {d["invitation_id"] for d in cleaned.values() if d.get("invitation_id")}
     existing_by_external, existing_by_invitation = {}, {}
@@ -477,6 +478,29 @@ def _record_batch(organization, items, channel, create_missing, skip_unchanged=F
                 existing_by_external[response.external_id] = response
             if response.invitation_id:
                 existing_by_invitation[response.invitation_id] = response
+
+    # survey_id and invitation_id must be the organization's (and the invitation the
+    # contact's): the surveys app checks them, one query per table, none without such ids.
+    # An update that repeats the ids its response holds, for the same contact, is not
+    # checked again: they were when first saved (its survey may have been deleted since).
+    def repeats_its_ids(index: int) -> bool:
+        data = cleaned[index]
+        response = existing_by_external.get(data.get("external_id")) or (
+            existing_by_invitation.get(data.get("invitation_id"))
+        )
+        return (
+            response is not None
+            and response.contact_id == contacts[keys[index]].pk
+            and data.get("survey_id", response.survey_id) == response.survey_id
+            and data.get("invitation_id", response.invitation_id) == response.invitation_id
+        )
+
+    checked = {i: d for i, d in cleaned.items() if not repeats_its_ids(i)}
+    for index, errors in references.references_check(
+        organization=organization, items=checked, contact_of=lambda i: contacts[keys[i]].pk
+    ).items():
+        results[index] = ItemResult(index, "error", errors=errors)
+        del cleaned[index]
 
     new_response = _response_maker(organization, channel, moment)
     new, changed, unchanged = [], [], []
@@ -543,8 +567,8 @@ def _record_one_postgresql(organization, item, channel) -> RecordReport | None:
     item, an unknown contact, an external_id or invitation already answered): the batch
     path handles those."""
     data, errors = clean_item(item)
-    if errors:
-        return None
+    if errors or "survey_id" in data or "invitation_id" in data:
+        return None  # the batch path checks survey and invitation (references_check)
     kind, value = _contact_key(data)
     moment = now()
     response = _response_maker(organization, channel, moment)()

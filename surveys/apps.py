@@ -7,9 +7,12 @@ class SurveysConfig(AppConfig):
     def ready(self):
         from anymail.signals import tracking
 
-        from responses import events
-        from surveys import tasks
+        from responses import events, references
+        from surveys import selectors, tasks
         from surveys.tracking import tracking_received
+
+        # A response's survey_id and invitation_id are ids into this app: it checks them.
+        references.references_checker_register(selectors.response_references_check)
 
         # The ESP's tracking webhook (anymail) moves invitations on and suppresses contacts.
         tracking.connect(tracking_received, dispatch_uid="surveys.tracking_received")

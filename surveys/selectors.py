@@ -10,6 +10,7 @@ from django.utils.timezone import now
 
 from accounts.models import Contact
 from nps_platform.models import Organization
+from responses.references import Reference, ReferencesChecked
 from surveys import eligibility, scheduler
 from surveys.models import Invitation, Programme, SkipReason, Survey, TouchpointEvent
 
@@ -133,3 +134,54 @@ def programme_forecast(
 
 def programme_coverage(organization: Organization, programme: Programme) -> eligibility.Coverage:
     return eligibility.coverage(organization, programme)
+
+
+def response_references_check(
+    *, organization: Organization, references: dict[int, Reference]
+) -> ReferencesChecked:
+    """The surveys' side of responses.references (registered in apps.py): an item's survey
+    must be one of the organization's, its invitation one of the organization's sent to the
+    item's contact, and both must agree; an item naming only its invitation answers the
+    invitation's survey. One query for the invitations and one for the surveys, each only
+    when some item names one; another tenant's id reads as unknown."""
+    invitation_ids = {r.invitation_id for r in references.values() if r.invitation_id}
+    invitations: dict[int, tuple[int | None, int]] = {}  # id → (contact id, survey id)
+    if invitation_ids:
+        rows = Invitation.objects.filter(organization=organization, pk__in=invitation_ids)
+        invitations = {pk: (c, s) for pk, c, s in rows.values_list("pk", "contact_id", "survey_id")}
+    # A survey named with its own invitation's survey needs no lookup: that one is ours.
+    survey_ids = {
+        r.survey_id
+        for r in references.values()
+        if r.survey_id and invitations.get(r.invitation_id, (None, None))[1] != r.survey_id
+    }
+    surveys: set[int] = set()
+    if survey_ids:
+        rows = Survey.objects.filter(organization=organization, pk__in=survey_ids)
+        surveys = set(rows.values_list("pk", flat=True))
+    checked = ReferencesChecked()
+    for index, reference in references.items():
+        errors = {}
+        invitation = invitations.get(reference.invitation_id)
+        if reference.invitation_id and invitation is None:
+            errors["invitation_id"] = [f"No invitation has the id {reference.invitation_id}."]
+        elif invitation and invitation[0] != reference.contact_id:
+            errors["invitation_id"] = [
+                f"Invitation {reference.invitation_id} was sent to another contact, not to "
+                "the one this response names."
+            ]
+        if not reference.survey_id:
+            if invitation and not errors:
+                checked.survey_ids[index] = invitation[1]
+        elif invitation and invitation[1] == reference.survey_id:
+            pass  # the invitation's survey is the organization's
+        elif reference.survey_id not in surveys:
+            errors["survey_id"] = [f"No survey has the id {reference.survey_id}."]
+        elif invitation:
+            errors["survey_id"] = [
+                f"Invitation {reference.invitation_id} is for survey {invitation[1]}, "
+                f"not survey {reference.survey_id}."
+            ]
+        if errors:
+            checked.errors[index] = errors
+    return checked

@@ -16,6 +16,7 @@ from responses import api as responses_api
 from responses import services
 from responses.models import Response, ResponseTheme
 from tests.accounts.factories import AccountFactory, ContactFactory, SegmentFactory
+from tests.surveys.factories import SurveyFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -153,6 +154,8 @@ def test_it_records_a_response_and_answers_201_with_its_representation(as_a, peo
     ],
 )
 def test_it_represents_a_response_exactly_as_its_output_serializer(org_a, people, fields):
+    if "survey_id" in fields:  # one of the organization's surveys: another id is refused
+        fields = {**fields, "survey_id": SurveyFactory(organization=org_a).pk}
     with scope(organization=org_a):
         recorded, _ = services.response_record(organization=org_a, channel="api", **fields)
         Response.objects.filter(pk=recorded.pk).update(sentiment=0.25, themes=["price"])

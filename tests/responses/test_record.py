@@ -16,6 +16,7 @@ from responses import events, services, tasks
 from responses.classification import classify
 from responses.models import Response, ResponseTheme
 from responses.services import response_record, responses_record
+from tests.surveys.factories import SurveyFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -196,6 +197,7 @@ def test_it_saves_a_large_batch_with_every_field(world):
 
 def test_it_saves_text_with_tabs_newlines_and_backslashes_in_a_large_batch(world):
     # COPY's text format gives these characters a meaning: each must arrive as sent.
+    survey = SurveyFactory(organization=world)  # an id of another organization's is refused
     odd = 'Tab\there, line\nbreak, return\r, back\\slash \\N, quote " and ’ émoji 🎉'
     items = [
         {
@@ -205,7 +207,7 @@ def test_it_saves_text_with_tabs_newlines_and_backslashes_in_a_large_batch(world
             "external_id": f"odd\\{n}\t",
             "tags": [f"t\\{n}"],
             "properties": {"note": odd, "n": n, "flag": n % 2 == 0, "none": None, "f": 0.5},
-            "survey_id": n + 1,
+            "survey_id": survey.pk,
         }
         for n in range(60)
     ]
@@ -217,7 +219,7 @@ def test_it_saves_text_with_tabs_newlines_and_backslashes_in_a_large_batch(world
         assert saved.external_id == f"odd\\{n}"  # stripped, as every text field is
         assert saved.tags == [f"t\\{n}"]
         assert saved.properties == {"note": odd, "n": n, "flag": n % 2 == 0, "none": None, "f": 0.5}
-        assert (saved.survey_id, saved.has_comment, saved.sentiment) == (n + 1, True, None)
+        assert (saved.survey_id, saved.has_comment, saved.sentiment) == (survey.pk, True, None)
 
 
 def test_it_never_moves_the_latest_answer_back(world):
@@ -336,12 +338,12 @@ def test_it_updates_an_answer_again_when_the_one_statement_finds_it_answered(wor
     first = responses_record(
         organization=world,
         channel="link",
-        items=[{"contact_external_id": "c-1", "score": 4, "invitation_id": 77}],
+        items=[{"contact_external_id": "c-1", "score": 4, "external_id": "crm-77"}],
     ).results[0]
     again = responses_record(
         organization=world,
         channel="link",
-        items=[{"contact_external_id": "c-1", "score": 10, "invitation_id": 77}],
+        items=[{"contact_external_id": "c-1", "score": 10, "external_id": "crm-77"}],
     ).results[0]
     assert (first.status, again.status) == ("created", "updated")
     assert again.response.pk == first.response.pk
