@@ -495,7 +495,11 @@ def _record_batch(organization, items, channel, create_missing, skip_unchanged=F
             and data.get("invitation_id", response.invitation_id) == response.invitation_id
         )
 
-    checked = {i: d for i, d in cleaned.items() if not repeats_its_ids(i)}
+    checked = {
+        i: d
+        for i, d in cleaned.items()
+        if ("survey_id" in d or "invitation_id" in d) and not repeats_its_ids(i)
+    }
     for index, errors in references.references_check(
         organization=organization, items=checked, contact_of=lambda i: contacts[keys[i]].pk
     ).items():
