@@ -222,6 +222,30 @@ def test_it_saves_text_with_tabs_newlines_and_backslashes_in_a_large_batch(world
         assert (saved.survey_id, saved.has_comment, saved.sentiment) == (survey.pk, True, None)
 
 
+@pytest.mark.parametrize(
+    "comments",
+    [
+        ["Tab\there \\N back\\slash\nline"] * 60,  # one value: written once
+        ["plain words"] * 59 + ["with\ta tab"],  # text, one special
+        ["plain words"] * 30 + [""] * 30,  # text without specials
+    ],
+    ids=["same-odd-comment", "one-odd-comment", "plain-comments"],
+)
+def test_it_saves_each_comment_of_a_large_batch_as_sent(world, comments):
+    items = [
+        {"email": "ann@initech.example", "score": 7, "comment": comment, "tags": ["same"]}
+        for comment in comments
+    ]
+    report = responses_record(organization=world, items=items, channel="api")
+    assert report.count("created") == 60
+    saved = dict(Response.objects.values_list("pk", "comment"))
+    assert [saved[r.response.pk] for r in report.results] == [c.strip() for c in comments]
+    rows = Response.objects.values_list("score", "tags", "channel")
+    assert {(score, tuple(tags), channel) for score, tags, channel in rows} == {
+        (7, ("same",), "api")
+    }
+
+
 def test_it_never_moves_the_latest_answer_back(world):
     response_record(
         organization=world,
