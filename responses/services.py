@@ -58,6 +58,32 @@ class _PreparingCursor(psycopg.Cursor):
         return super().execute(query, params, prepare=True, binary=binary)
 
 
+def pg_array(values: list) -> str:
+    """A list of whole numbers, text or aware datetimes as a PostgreSQL array literal, for a
+    parameter cast to an array type (`%s::text[]`): psycopg adapts a list element by
+    element, which cost 1.4 ms for 1,000 emails and 2.7 ms for 630 moments, against 0.3 and
+    0.8 ms for this. Text is quoted and escaped; None is NULL."""
+    cells = []
+    moments: dict = {}  # a batch repeats a few moments many times
+    for value in values:
+        if value is None:
+            cells.append("NULL")
+        elif type(value) is int:
+            cells.append(str(value))
+        elif isinstance(value, datetime):
+            if value.tzinfo is None:
+                raise ValueError("pg_array takes aware datetimes only.")
+            cell = moments.get(value)
+            if cell is None:
+                cell = moments[value] = f'"{value.isoformat()}"'
+            cells.append(cell)
+        elif isinstance(value, str):
+            cells.append('"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"')
+        else:
+            raise TypeError(f"pg_array takes whole numbers, text and datetimes, not {value!r}.")
+    return "{" + ",".join(cells) + "}"
+
+
 def prepared_cursor():
     """A cursor (PostgreSQL only) for the few fixed statements every answer runs, with
     Django's wrapper (query logging, database errors as django.db errors). Use only
@@ -239,7 +265,7 @@ def _contacts_named(organization, lookups: tuple, with_account: bool) -> list[Co
     # of recording it. The organization is a parameter like in the ORM's scoped query.
     # One value is matched with "=", which PostgreSQL plans once for all; a list with ANY.
     shape = tuple((name, len(values) == 1) for name, values in lookups)
-    params = [values[0] if len(values) == 1 else values for _, values in lookups]
+    params = [values[0] if len(values) == 1 else pg_array(values) for _, values in lookups]
     with prepared_cursor() as cursor:
         cursor.execute(_contacts_sql(shape, with_account), [organization.pk, *params])
         rows = cursor.fetchall()
@@ -708,7 +734,8 @@ def _responses_named(organization, externals: set, invitations: set) -> list[Res
     # what the answer's statement does.
     with prepared_cursor() as cursor:
         cursor.execute(
-            _responses_named_sql(), [organization.pk, sorted(externals), sorted(invitations)]
+            _responses_named_sql(),
+            [organization.pk, pg_array(sorted(externals)), pg_array(sorted(invitations))],
         )
         return [_from_row(Response, row) for row in cursor.fetchall()]
 
@@ -1006,14 +1033,17 @@ def _refresh_latest_postgresql(organization, latest_by_contact, latest_by_accoun
     if latest_by_contact:
         ids = sorted(latest_by_contact)
         statements.append(_REFRESH_CONTACTS.format(table=Contact._meta.db_table))
-        params.update(contact_ids=ids, contact_moments=[latest_by_contact[i] for i in ids])
+        params.update(
+            contact_ids=pg_array(ids),
+            contact_moments=pg_array([latest_by_contact[i] for i in ids]),
+        )
     if latest_by_account:
         ids = sorted(latest_by_account)
         statements.append(_REFRESH_ACCOUNTS.format(table=Account._meta.db_table))
         params.update(
-            account_ids=ids,
-            scores=[latest_by_account[i].score for i in ids],
-            account_moments=[latest_by_account[i].submitted_at for i in ids],
+            account_ids=pg_array(ids),
+            scores=pg_array([latest_by_account[i].score for i in ids]),
+            account_moments=pg_array([latest_by_account[i].submitted_at for i in ids]),
         )
     with connection.cursor() as cursor:
         if isinstance(cursor.cursor, ClientCursor):
