@@ -1,8 +1,8 @@
-from django.core.management.base import BaseCommand, CommandError
-from django_scopes import scope, scopes_disabled
+from django.core.management.base import BaseCommand
+from django_scopes import scope
 
 from insights import services
-from nps_platform.models import Organization
+from nps_platform.commands import organizations_named
 
 
 class Command(BaseCommand):
@@ -12,15 +12,7 @@ class Command(BaseCommand):
         parser.add_argument("slugs", nargs="*", help="Organizations (all when none given).")
 
     def handle(self, *args, slugs, **options):
-        with scopes_disabled():
-            organizations = Organization.objects.order_by("pk")
-            if slugs:
-                organizations = organizations.filter(slug__in=slugs)
-                missing = set(slugs) - set(organizations.values_list("slug", flat=True))
-                if missing:
-                    raise CommandError(f"No organization {', '.join(sorted(missing))}.")
-            organizations = list(organizations)
-        for organization in organizations:
+        for organization in organizations_named(slugs):
             with scope(organization=organization.pk):
                 rows = services.rollup_rebuild(organization.pk)
             self.stdout.write(f"{organization.slug}: {rows} rollup rows")
