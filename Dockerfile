@@ -59,4 +59,8 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status == 200 else 1)"]
 
-CMD ["gunicorn", "nps_platform.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]
+# The shape bench/ingest.py measures: threaded workers (a request waiting on PostgreSQL or
+# Redis lets another run) that keep a client's connection open between its requests. One
+# worker per core: set WEB_CONCURRENCY (gunicorn reads it) to the machine's cores.
+ENV WEB_CONCURRENCY=2
+CMD ["gunicorn", "nps_platform.wsgi:application", "--bind", "0.0.0.0:8000", "--worker-class", "gthread", "--threads", "4", "--keep-alive", "10", "--access-logfile", "-"]
