@@ -403,10 +403,10 @@ def responses_record(
     change nothing. The contact is found by contact_id, contact_external_id or email, and
     created with its account when `create_missing`. A survey_id or invitation_id must be the
     organization's, and the invitation the contact's (responses.references); an item that
-    names only its invitation takes the invitation's survey. With `skip_unchanged` (a re-import), an
-    existing response the item would not change is "unchanged": not written, no event. On
-    commit, the batch is announced (tasks.announce_recorded_on_commit): the worker sends
-    `events.response_recorded` for it, possibly merged with other batches, with
+    names only its invitation takes the invitation's survey. With `skip_unchanged` (a
+    re-import), an existing response the item would not change is "unchanged": not written,
+    no event. On commit, the batch is announced (tasks.announce_recorded_on_commit): the
+    worker sends `events.response_recorded` for it, possibly merged with other batches, with
     `historical_ids`: the imported answers older than settings.IMPORT_FOLLOWUP_MAX_AGE_DAYS
     (history: they open no follow-up and alert no one).
     """
@@ -495,6 +495,7 @@ def _record_batch(organization, items, channel, create_missing, skip_unchanged=F
             errors={field_name: [f"No contact has the {field_name} “{value}”.{hint}"]},
         )
         del cleaned[index]
+
     externals = {d["external_id"] for d in cleaned.values() if d.get("external_id")}
     invitations = {d["invitation_id"] for d in cleaned.values() if d.get("invitation_id")}
     existing_by_external, existing_by_invitation = {}, {}
@@ -661,9 +662,9 @@ def _record_one_sql(kind: str) -> str:
     # for, and a contact deleted meanwhile is not found), then the account's, as
     # _refresh_latest_postgresql and the batch statements lock them: the account's update
     # waits for the contact's (its condition reads `touched`), so two writers never wait for
-    # each other in turn. A
-    # conflict (the external_id or invitation already answered) inserts nothing, and then
-    # nothing is updated either. Names from the models, values as parameters.
+    # each other in turn. A conflict (the external_id or invitation already answered)
+    # inserts nothing, and then nothing is updated either. Names from the models, values as
+    # parameters.
     return f"""
 WITH c AS (
     SELECT * FROM {contact_table}
