@@ -57,6 +57,7 @@ from insights.models import (
     month_of_index,
     span_start,
 )
+from nps_platform.sql import pg_array
 from responses.models import Response, ResponseTheme
 from surveys.models import Invitation
 
@@ -512,7 +513,25 @@ def _link(organization_id: int, respondents) -> None:
         if next_at != expected:
             changed.append(RolledResponse(response_id=response_id, next_at=expected))
         following = (respondent, submitted_at)
-    RolledResponse.objects.bulk_update(changed, ["next_at"], batch_size=500)
+    if connection.vendor != "postgresql":
+        RolledResponse.objects.bulk_update(changed, ["next_at"], batch_size=500)
+        return
+    if not changed:
+        return
+    # One UPDATE … FROM unnest(…) for the lot: bulk_update's CASE per row cost more than the
+    # rest of the rollup (about 0.8 s of CPU for 1,000 answers).
+    table = connection.ops.quote_name(RolledResponse._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} r SET next_at = v.next_at "  # noqa: S608 (the name from _meta)
+            "FROM unnest(%s::bigint[], %s::timestamptz[]) AS v(response_id, next_at) "
+            "WHERE r.response_id = v.response_id AND r.organization_id = %s",
+            [
+                pg_array([row.response_id for row in changed]),
+                pg_array([row.next_at for row in changed]),
+                organization_id,
+            ],
+        )
 
 
 def _recount_account_months(organization_id: int, cells: set[tuple[int, date]]) -> None:

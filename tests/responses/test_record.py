@@ -2,13 +2,11 @@
 
 import os
 import threading
-from datetime import datetime, timedelta
 
 import pytest
 import redis
 from django.core.exceptions import ValidationError
 from django.db import connection, connections, transaction
-from django.utils.timezone import now
 from django_scopes import scope
 
 from accounts import services as account_services
@@ -472,30 +470,3 @@ def test_it_records_single_answers_and_batches_for_the_same_people_at_once(world
     latest = Response.objects.order_by("-submitted_at", "-pk").first()
     account = Account.objects.get()
     assert account.last_score_at == latest.submitted_at
-
-
-@on_postgresql
-@pytest.mark.parametrize(
-    ("values", "cast"),
-    [
-        (['a"b', "c\\d", "{,}", " spaced ", "NULL", "", "émoji 🎉", "tab\there"], "text[]"),
-        ([1, 22, 2**62], "bigint[]"),
-        ([3, None, 10], "smallint[]"),
-    ],
-)
-def test_it_passes_arrays_to_postgresql_as_literals_that_read_back_the_same(values, cast):
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT %s::{cast}", [services.pg_array(values)])
-        assert cursor.fetchone()[0] == values
-
-
-@on_postgresql
-def test_it_passes_aware_moments_in_an_array_literal():
-    moments = [now(), now() - timedelta(days=3, microseconds=7), now()]
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT %s::timestamptz[]", [services.pg_array(moments)])
-        assert cursor.fetchone()[0] == moments
-    with pytest.raises(ValueError, match="aware"):
-        services.pg_array([datetime(2026, 1, 1)])  # noqa: DTZ001 (the point: a naive one)
-    with pytest.raises(TypeError, match="not True"):
-        services.pg_array([True])
