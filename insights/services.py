@@ -109,12 +109,24 @@ def _day_range(day: date):
 
 def _days_window(days: list[date], *, prefix: str = "", field: str = "submitted_at") -> Q:
     """The responses (through `prefix`) submitted on these local days (or the rows whose
-    `field` falls on them)."""
+    `field` falls on them): one range per run of consecutive days, so a batch of history
+    spread over a year is a few ranges, not one per day."""
     window = Q()
-    for day in days:
-        low, high = _day_range(day)
+    for first, last in _runs(days):
+        low, high = _day_range(first)[0], _day_range(last)[1]
         window |= Q(**{f"{prefix}{field}__gte": low, f"{prefix}{field}__lt": high})
     return window
+
+
+def _runs(days: Iterable[date]) -> list[tuple[date, date]]:
+    """(first, last) of each run of consecutive days, in order."""
+    runs: list[list[date]] = []
+    for day in sorted(set(days)):
+        if runs and (day - runs[-1][1]).days == 1:
+            runs[-1][1] = day
+        else:
+            runs.append([day, day])
+    return [(first, last) for first, last in runs]
 
 
 def _lock(organization_id: int) -> None:

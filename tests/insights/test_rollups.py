@@ -4,6 +4,7 @@ import datetime
 import io
 
 from django.core.management import call_command
+from django.db.models import Sum
 from django.utils import timezone
 from django_scopes import scope, scopes_disabled
 
@@ -123,6 +124,30 @@ def test_it_recomputes_only_touched_days(org_a):
         services.rollup_responses(org_a.pk, [response.pk])  # idempotent
         rows = list(DailyScore.objects.values_list("day", "score", "responses"))
     assert rows == [(day, 4, 1)]
+
+
+def test_it_recounts_runs_of_days_as_one_range_each_and_counts_their_edges(org_a):
+    today = timezone.localdate()
+    days = [today - datetime.timedelta(days=n) for n in (40, 12, 11, 10, 9)]
+    edges = []
+    for day in days:
+        start = at(day, 0)
+        edges += [start, start + datetime.timedelta(days=1) - datetime.timedelta(microseconds=1)]
+    responses = [
+        ResponseFactory(organization=org_a, score=n % 11, submitted_at=moment)
+        for n, moment in enumerate(edges)
+    ]
+
+    window = services._days_window(days)
+
+    assert len(window.children) == 2  # days 40 and 12…9: two runs, two ranges
+    with scope(organization=org_a.pk):
+        services.rollup_responses(org_a.pk, [r.pk for r in responses])
+        counted = dict(
+            DailyScore.objects.values_list("day").annotate(n=Sum("responses")).order_by()
+        )
+    assert counted == dict.fromkeys(days, 2)
+    assert_rollup_equals_raw(org_a)
 
 
 def test_it_rebuilds_every_organization_nightly(org_a, org_b):
