@@ -36,6 +36,9 @@ def test_it_passes_aware_moments_in_an_array_literal():
     with connection.cursor() as cursor:
         cursor.execute("SELECT %s::timestamptz[]", [pg_array(moments)])
         assert cursor.fetchone()[0] == moments
+
+
+def test_it_refuses_naive_moments_and_other_values_in_an_array():
     with pytest.raises(ValueError, match="aware"):
         pg_array([datetime(2026, 1, 1)])  # noqa: DTZ001 (the point: a naive one)
     with pytest.raises(TypeError, match="not True"):
